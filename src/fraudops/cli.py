@@ -1,0 +1,20 @@
+"""The ``fraudops`` command: every pipeline step and stack operation is a subcommand.
+
+Each command group lives beside its domain module and imports heavy libraries inside its commands, so
+``fraudops --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import click
+
+from fraudops.stack.cli import kafka_group, stack_group
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Real-time card-fraud detection platform."""
+
+
+main.add_command(stack_group)
+main.add_command(kafka_group)

@@ -1,0 +1,195 @@
+"""The one typed settings object.
+
+Non-secret settings come from ``configs/fraudops.yaml``; any key can be overridden from the environment as
+``FRAUDOPS_<SECTION>__<KEY>``. Secrets come from the generated ``env/*.env`` files (see
+:mod:`fraudops.secrets`), never from this object. Nothing here runs at import time: call
+:func:`load_settings` once and pass the result on.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from fraudops.model_config import ModelSettings, SimulatorSettings, TrainingSettings
+
+CONFIG_FILE = Path("configs") / "fraudops.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Ports(_Strict):
+    postgres: int = 5432
+    redis: int = 6379
+    minio_api: int = 9000
+    minio_console: int = 9001
+    mlflow: int = 5000
+    kafka: list[int] = Field(default_factory=lambda: [9092, 9093, 9094], min_length=1)
+    kafka_controller: list[int] = Field(default_factory=lambda: [9192, 9193, 9194], min_length=1)
+    airflow: int = 8080
+    flower: int = 5555
+    spark_ui: int = 4040
+
+
+class Hosts(_Strict):
+    """Where clients reach each service. Empty means ``stack.host``; docker-compose sets service names."""
+
+    postgres: str = ""
+    redis: str = ""
+    minio: str = ""
+    mlflow: str = ""
+    airflow: str = ""
+
+
+class Versions(_Strict):
+    kafka: str
+    minio: str
+    spark: str
+
+
+class Memory(_Strict):
+    kafka_heap: str = "384m"
+
+
+class StackSettings(_Strict):
+    host: str = "127.0.0.1"
+    data_dir: Path = Path(".stack")
+    ports: Ports = Ports()
+    hosts: Hosts = Hosts()
+    versions: Versions
+    memory: Memory = Memory()
+
+
+class PostgresSettings(_Strict):
+    superuser: str = "postgres"
+    databases: dict[str, str] = Field(
+        default_factory=lambda: {"airflow": "airflow", "mlflow": "mlflow", "fraud": "fraud"}
+    )
+
+
+class MinioBuckets(_Strict):
+    mlflow_artifacts: str = "mlflow-artifacts"
+    lake: str = "fraud-lake"
+
+
+class MinioSettings(_Strict):
+    buckets: MinioBuckets = MinioBuckets()
+    # set to use another S3-compatible store; empty means the stack's MinIO
+    endpoint_url: str = ""
+
+
+class MlflowSettings(_Strict):
+    model_name: str = "fraud-detector"
+    workers: int = 1
+    # empty means the stack's tracking server
+    tracking_uri: str = ""
+
+
+class KafkaSettings(_Strict):
+    topics_file: Path = Path("kafka/topics.yaml")
+    # empty means the native stack's brokers on stack.host
+    bootstrap_servers: str = ""
+
+
+class AirflowSettings(_Strict):
+    admin_user: str = "admin"
+    worker_concurrency: int = 2
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FRAUDOPS_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    project_root: Path
+    stack: StackSettings
+    postgres: PostgresSettings = PostgresSettings()
+    minio: MinioSettings = MinioSettings()
+    mlflow: MlflowSettings = MlflowSettings()
+    kafka: KafkaSettings = KafkaSettings()
+    airflow: AirflowSettings = AirflowSettings()
+    simulator: SimulatorSettings = SimulatorSettings()
+    model: ModelSettings = ModelSettings()
+    training: TrainingSettings = TrainingSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # the YAML file arrives as init kwargs; the environment must win over it
+        return (env_settings, init_settings)
+
+    # -- derived locations -------------------------------------------------------------------------
+    def path(self, relative: Path | str) -> Path:
+        p = Path(relative)
+        return p if p.is_absolute() else self.project_root / p
+
+    @cached_property
+    def data_dir(self) -> Path:
+        return self.path(self.stack.data_dir)
+
+    @cached_property
+    def env_dir(self) -> Path:
+        return self.project_root / "env"
+
+    def host_of(self, service: str) -> str:
+        return getattr(self.stack.hosts, service) or self.stack.host
+
+    # -- derived endpoints -------------------------------------------------------------------------
+    @property
+    def kafka_bootstrap_servers(self) -> str:
+        if self.kafka.bootstrap_servers:
+            return self.kafka.bootstrap_servers
+        return ",".join(f"{self.stack.host}:{p}" for p in self.stack.ports.kafka)
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return self.mlflow.tracking_uri or f"http://{self.host_of('mlflow')}:{self.stack.ports.mlflow}"
+
+    @property
+    def s3_endpoint_url(self) -> str:
+        return self.minio.endpoint_url or f"http://{self.host_of('minio')}:{self.stack.ports.minio_api}"
+
+    @property
+    def airflow_url(self) -> str:
+        return f"http://{self.host_of('airflow')}:{self.stack.ports.airflow}"
+
+    @property
+    def flower_url(self) -> str:
+        return f"http://{self.host_of('airflow')}:{self.stack.ports.flower}"
+
+
+def find_project_root(start: Path | None = None) -> Path:
+    """The folder holding ``configs/fraudops.yaml``: $FRAUDOPS_HOME, else the nearest parent of ``start``."""
+    home = os.environ.get("FRAUDOPS_HOME")
+    if home:
+        return Path(home).resolve()
+    for candidate in [(start or Path.cwd()).resolve(), *(start or Path.cwd()).resolve().parents]:
+        if (candidate / CONFIG_FILE).is_file():
+            return candidate
+    # an editable install knows where its sources are
+    here = Path(__file__).resolve()
+    for candidate in here.parents:
+        if (candidate / CONFIG_FILE).is_file():
+            return candidate
+    raise FileNotFoundError(f"no {CONFIG_FILE} above {start or Path.cwd()}; set FRAUDOPS_HOME")
+
+
+def load_settings(project_root: Path | None = None, **overrides: Any) -> Settings:
+    root = project_root or find_project_root()
+    raw: dict[str, Any] = yaml.safe_load((root / CONFIG_FILE).read_text()) or {}
+    raw.update(overrides)
+    return Settings(project_root=root, **raw)

@@ -1,0 +1,72 @@
+"""The whole Airflow configuration, derived from settings and secrets.
+
+Both the native stack and the docker-compose entrypoint (`fraudops stack airflow-env`) use this function,
+so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+from fraudops.settings import Settings
+from fraudops.stack.postgres import component_url
+
+SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+FLOWER_USER = "flower"
+
+
+def airflow_home(settings: Settings) -> Path:
+    return settings.data_dir / "data" / "airflow"
+
+
+def passwords_file(settings: Settings) -> Path:
+    return airflow_home(settings) / "simple_auth_manager_passwords.json"
+
+
+def write_passwords_file(settings: Settings, secrets: Mapping[str, str]) -> Path:
+    """The auth manager reads the admin's password from this file; we fill it from the generated secret."""
+    path = passwords_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({settings.airflow.admin_user: secrets["AIRFLOW_ADMIN_PASSWORD"]}))
+    path.chmod(0o600)
+    return path
+
+
+def airflow_environment(settings: Settings, secrets: Mapping[str, str]) -> dict[str, str]:
+    redis_host = settings.host_of("redis")
+    api_host = settings.host_of("airflow")
+    port = settings.stack.ports.airflow
+    database = component_url(settings, secrets, "airflow")
+    return {
+        "AIRFLOW_HOME": str(airflow_home(settings)),
+        "FRAUDOPS_HOME": str(settings.project_root),
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(settings.path("dags")),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(settings.path("plugins")),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__FERNET_KEY": secrets["AIRFLOW__CORE__FERNET_KEY"],
+        "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{settings.airflow.admin_user}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file(settings)),
+        # workers report task state to the api-server; without this every task fails
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{api_host}:{port}/execution/",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database,
+        "AIRFLOW__CELERY__BROKER_URL": f"redis://:{secrets['REDIS_PASSWORD']}@{redis_host}:"
+        f"{settings.stack.ports.redis}/0",
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + database.replace("+psycopg2", ""),
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(settings.airflow.worker_concurrency),
+        "AIRFLOW__CELERY__FLOWER_HOST": settings.stack.host,
+        "AIRFLOW__CELERY__FLOWER_PORT": str(settings.stack.ports.flower),
+        "AIRFLOW__CELERY__FLOWER_BASIC_AUTH": f"{FLOWER_USER}:{secrets['FLOWER_PASSWORD']}",
+        "AIRFLOW__API__HOST": settings.stack.host,
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__API__SECRET_KEY": secrets["AIRFLOW__API__SECRET_KEY"],
+        # one JWT secret for every component, or workers cannot talk to the api-server
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets["AIRFLOW__API_AUTH__JWT_SECRET"],
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home(settings) / "logs"),
+    }

@@ -1,0 +1,147 @@
+"""`fraudops stack ...` and `fraudops kafka ...` commands."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+
+import click
+
+from fraudops.settings import load_settings
+
+
+@click.group("stack")
+def stack_group() -> None:
+    """The native stack: the services of docker-compose.yaml as local processes."""
+
+
+@stack_group.command()
+def up() -> None:
+    """Install what is missing, start every service, wait until healthy."""
+    from fraudops.stack.manager import Stack, StackError, format_status
+
+    try:
+        rows = Stack(load_settings()).up()
+    except StackError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(format_status(rows))
+
+
+@stack_group.command()
+@click.argument("services", nargs=-1)
+def down(services: tuple[str, ...]) -> None:
+    """Stop the processes `up` started (all, or the SERVICES named). Data is kept."""
+    from fraudops.stack.manager import Stack
+
+    Stack(load_settings()).down(list(services) or None)
+
+
+@stack_group.command()
+def status() -> None:
+    """Print every service with its pid, health and URL; exit 1 if any is unhealthy."""
+    from fraudops.stack.manager import Stack, format_status
+
+    rows = Stack(load_settings()).status()
+    click.echo(format_status(rows))
+    if not all(r.health.ok for r in rows):
+        sys.exit(1)
+
+
+@stack_group.command()
+@click.argument("service", required=False)
+@click.option("-n", "--lines", default=20, show_default=True)
+@click.option("-f", "--follow", is_flag=True, help="keep printing new lines")
+def logs(service: str | None, lines: int, follow: bool) -> None:
+    """Show the last lines of every service log (or of SERVICE)."""
+    from fraudops.stack.layout import StackLayout
+
+    layout = StackLayout(load_settings().data_dir)
+    files = [layout.log_of(service)] if service else sorted(layout.logs.glob("*.log"))
+    files = [str(f) for f in files if f.exists()]
+    if not files:
+        raise click.ClickException(f"no logs under {layout.logs}")
+    subprocess.run(["tail", f"-n{lines}", *(["-F"] if follow else []), *files], check=False)
+
+
+@stack_group.command()
+@click.confirmation_option(prompt="Stop the stack and delete all its data?")
+def clean() -> None:
+    """Stop the stack and wipe its data folder (downloads are kept)."""
+    from fraudops.stack.manager import Stack
+
+    Stack(load_settings()).clean()
+
+
+@stack_group.command()
+def secrets() -> None:
+    """Generate missing secrets into env/*.env from env/*.env.example."""
+    from fraudops.secrets import ensure_secrets
+
+    settings = load_settings()
+    report = ensure_secrets(settings.env_dir)
+    for name, keys in report.items():
+        click.echo(f"env/{name}: generated {', '.join(keys)}")
+    if not report:
+        click.echo("all secrets present")
+
+
+@stack_group.command()
+def install() -> None:
+    """Fetch the Kafka and Spark connector jars and build MinIO (skipped when already in place)."""
+    from fraudops.stack.install import ensure_all
+    from fraudops.stack.layout import StackLayout
+
+    settings = load_settings()
+    ensure_all(settings, StackLayout(settings.data_dir), click.echo)
+
+
+@stack_group.command("init-db")
+def init_db() -> None:
+    """Create the component roles and databases (idempotent)."""
+    from fraudops.secrets import load_secrets
+    from fraudops.stack.postgres import init_databases
+
+    settings = load_settings()
+    click.echo("databases ready: " + ", ".join(init_databases(settings, load_secrets(settings.env_dir))))
+
+
+@stack_group.command("init-buckets")
+def init_buckets() -> None:
+    """Create the MinIO buckets (idempotent)."""
+    from fraudops.secrets import load_secrets
+    from fraudops.storage import ensure_buckets
+
+    settings = load_settings()
+    for bucket, state in ensure_buckets(settings, load_secrets(settings.env_dir)).items():
+        click.echo(f"bucket {bucket}: {state}")
+
+
+@stack_group.command("airflow-env")
+def airflow_env() -> None:
+    """Print the Airflow configuration as shell exports and write the login file (compose entrypoint)."""
+    from fraudops.secrets import load_secrets
+    from fraudops.stack.airflow_env import airflow_environment, write_passwords_file
+
+    settings = load_settings()
+    secrets = load_secrets(settings.env_dir)
+    write_passwords_file(settings, secrets)
+    for key, value in airflow_environment(settings, secrets).items():
+        click.echo(f"export {key}={shlex.quote(value)}")
+
+
+@click.group("kafka")
+def kafka_group() -> None:
+    """Kafka topics."""
+
+
+@kafka_group.command("create-topics")
+@click.option("--bootstrap-servers", default=None, help="defaults to the stack's brokers")
+def create_topics_cmd(bootstrap_servers: str | None) -> None:
+    """Create the topics of kafka/topics.yaml that are missing (idempotent)."""
+    from fraudops.topics import create_topics, load_topic_specs
+
+    settings = load_settings()
+    specs = load_topic_specs(settings.path(settings.kafka.topics_file))
+    for topic, state in create_topics(bootstrap_servers or settings.kafka_bootstrap_servers, specs).items():
+        click.echo(f"topic {topic}: {state}")

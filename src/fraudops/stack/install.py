@@ -1,0 +1,82 @@
+"""Installs what the native stack runs that pip does not: the MinIO server (built from its Go module) and
+the Kafka broker and Spark connector jars (from Maven Central). Each install is skipped when its pinned
+version is already in place, so a second `make up` downloads and builds nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from fraudops.settings import Settings
+from fraudops.stack.layout import StackLayout
+
+MINIO_MODULE = "github.com/minio/minio"
+
+
+class InstallError(RuntimeError):
+    pass
+
+
+def _require(tool: str, hint: str) -> str:
+    path = shutil.which(tool)
+    if not path:
+        raise InstallError(f"`{tool}` not found on PATH: {hint}")
+    return path
+
+
+def _marker_matches(marker: Path, expected: str) -> bool:
+    return marker.is_file() and marker.read_text().strip() == expected
+
+
+def ensure_minio(settings: Settings, layout: StackLayout, log=print) -> Path:
+    binary = layout.bin / "minio"
+    marker = layout.bin / "minio.version"
+    version = settings.stack.versions.minio
+    if binary.is_file() and _marker_matches(marker, version):
+        return binary
+    go = _require("go", "install Go (https://go.dev/dl) to build the MinIO server")
+    log(f"building MinIO {version} from its Go module (a few minutes, once)")
+    env = {**os.environ, "GOBIN": str(layout.bin), "CGO_ENABLED": "0"}
+    subprocess.run([go, "install", f"{MINIO_MODULE}@{version}"], env=env, check=True, cwd=layout.root)
+    marker.write_text(version + "\n")
+    return binary
+
+
+def ensure_jars(settings: Settings, layout: StackLayout, name: str, pom: Path, log=print) -> Path:
+    """Copy the dependencies of ``pom`` into ``lib/<name>``; keyed by the pom's content hash."""
+    target = layout.lib / name
+    marker = target / ".pom.sha256"
+    digest = hashlib.sha256(pom.read_bytes()).hexdigest()
+    if _marker_matches(marker, digest):
+        return target
+    mvn = _require("mvn", "install Maven (apt-get install maven)")
+    log(f"fetching {name} jars from Maven Central ({pom.relative_to(settings.project_root)})")
+    staging = layout.lib / f".{name}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    subprocess.run(
+        [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
+         f"-DoutputDirectory={staging}", "-DincludeScope=runtime"],
+        check=True,
+    )
+    (staging / ".pom.sha256").write_text(digest + "\n")
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    return target
+
+
+def ensure_all(settings: Settings, layout: StackLayout, log=print) -> None:
+    layout.create()
+    ensure_jars(settings, layout, "kafka", settings.path("kafka/pom.xml"), log)
+    ensure_jars(settings, layout, "spark", settings.path("spark-jobs/pom.xml"), log)
+    ensure_minio(settings, layout, log)
+
+
+def postgres_bindir() -> Path:
+    """The newest PostgreSQL server installed from Debian's packages."""
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parent.parent.name))
+    if not candidates:
+        raise InstallError("PostgreSQL server not installed: run `make bootstrap` (apt-get install postgresql)")
+    return candidates[-1].parent

@@ -1,0 +1,167 @@
+"""`up`, `down`, `status`, `logs`, `clean` of the native stack."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from fraudops.secrets import ensure_secrets, load_secrets
+from fraudops.settings import Settings
+from fraudops.stack import install, process
+from fraudops.stack.airflow_env import airflow_environment, airflow_home, write_passwords_file
+from fraudops.stack.health import Health
+from fraudops.stack.layout import StackLayout
+from fraudops.stack.postgres import init_databases, initdb
+from fraudops.stack.services import ServiceDef, build_services, venv_bin
+from fraudops.storage import ensure_buckets
+from fraudops.topics import create_topics, load_topic_specs
+
+Log = Callable[[str], None]
+
+
+class StackError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    pid: int | None
+    health: Health
+    url: str
+
+
+class Stack:
+    def __init__(self, settings: Settings, log: Log = print) -> None:
+        self.settings = settings
+        self.layout = StackLayout(settings.data_dir)
+        self.log = log
+
+    def _secrets(self) -> Mapping[str, str]:
+        return load_secrets(self.settings.env_dir)
+
+    def services(self) -> dict[str, ServiceDef]:
+        return build_services(self.settings, self._secrets(), self.layout)
+
+    # -- up ------------------------------------------------------------------------------------------
+    def up(self) -> list[ServiceStatus]:
+        started = time.monotonic()
+        for name, keys in ensure_secrets(self.settings.env_dir).items():
+            self.log(f"generated secrets in env/{name}: {', '.join(keys)}")
+        secrets = self._secrets()
+        install.ensure_all(self.settings, self.layout, self.log)
+        services = self.services()
+
+        initdb(install.postgres_bindir(), self.layout.data_of("postgres"), self.layout.run / "postgres",
+               self.settings.postgres.superuser, secrets["POSTGRES_PASSWORD"])
+        self._start(services["postgres"])
+        # the independent servers start together; each is awaited just before something needs it
+        for name in ("redis", "minio", *self._kafka_names()):
+            self._start(services[name])
+        self._wait(services["postgres"])
+        init_databases(self.settings, secrets)
+        self._wait(services["minio"])
+        ensure_buckets(self.settings, secrets)
+        self._start(services["mlflow"])
+        self._wait(services["redis"])
+        self._migrate_airflow(secrets)
+        airflow = [n for n in services if n.startswith("airflow-") or n == "flower"]
+        for name in airflow:
+            self._start(services[name])
+        for name in self._kafka_names():
+            self._wait(services[name])
+        topics = create_topics(self.settings.kafka_bootstrap_servers,
+                               load_topic_specs(self.settings.path(self.settings.kafka.topics_file)))
+        self.log("kafka topics: " + ", ".join(f"{t} ({s})" for t, s in topics.items()))
+        for name in ("mlflow", *airflow):
+            self._wait(services[name])
+        self.log(f"stack up in {time.monotonic() - started:.0f} s")
+        return self.status()
+
+    def _kafka_names(self) -> list[str]:
+        return [f"kafka-{i}" for i in range(1, len(self.settings.stack.ports.kafka) + 1)]
+
+    def _start(self, service: ServiceDef) -> None:
+        if service.prepare and not process.running_pid(self.layout, service.name):
+            service.prepare()
+        pid, now = process.start(service.spec, self.layout)
+        self.log(f"{'started' if now else 'running'} {service.name} (pid {pid})")
+
+    def _wait(self, service: ServiceDef) -> None:
+        deadline = time.monotonic() + service.start_timeout
+        result = Health(False, "not probed")
+        while time.monotonic() < deadline:
+            if process.running_pid(self.layout, service.name) is None:
+                raise StackError(f"{service.name} exited during start-up:\n{self._tail(service.name)}")
+            result = service.probe()
+            if result.ok:
+                return
+            time.sleep(0.5)
+        raise StackError(f"{service.name} not healthy after {service.start_timeout:.0f} s ({result.detail}):\n"
+                         f"{self._tail(service.name)}")
+
+    def _tail(self, name: str, lines: int = 30) -> str:
+        path = self.layout.log_of(name)
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+    def _migrate_airflow(self, secrets: Mapping[str, str]) -> None:
+        """`airflow db migrate` once per Airflow version: it is idempotent but costs seconds on every up."""
+        from importlib.metadata import version
+
+        write_passwords_file(self.settings, secrets)
+        marker = airflow_home(self.settings) / ".migrated"
+        wanted = version("apache-airflow-core")
+        if marker.exists() and marker.read_text().strip() == wanted:
+            return
+        self.log("migrating the Airflow metadata database")
+        with self.layout.log_of("airflow-migrate").open("ab") as log_file:
+            subprocess.run([venv_bin("airflow"), "db", "migrate"], check=True, stdout=log_file,
+                           stderr=subprocess.STDOUT,
+                           env={**os.environ, **airflow_environment(self.settings, secrets)})
+        marker.write_text(wanted + "\n")
+
+    # -- down, status, logs, clean ---------------------------------------------------------------------
+    def down(self, only: list[str] | None = None) -> list[str]:
+        services = self.services()
+        stopped = []
+        for name in reversed(list(services)):
+            if only and name not in only:
+                continue
+            spec = services[name].spec
+            if process.stop(self.layout, name, spec.stop_signal, spec.stop_timeout):
+                self.log(f"stopped {name}")
+                stopped.append(name)
+        return stopped
+
+    def status(self) -> list[ServiceStatus]:
+        services = self.services()
+
+        def check(service: ServiceDef) -> ServiceStatus:
+            pid = process.running_pid(self.layout, service.name)
+            result = service.probe() if pid else Health(False, "not running")
+            return ServiceStatus(service.name, pid, result, service.url)
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            return list(pool.map(check, services.values()))
+
+    def clean(self) -> None:
+        """Stop everything and wipe service data; downloaded binaries and jars are kept."""
+        self.down()
+        for folder in (self.layout.data, self.layout.logs, self.layout.run):
+            shutil.rmtree(folder, ignore_errors=True)
+        self.log(f"wiped {self.layout.data}")
+
+
+def format_status(rows: list[ServiceStatus]) -> str:
+    width = max(len(r.name) for r in rows)
+    lines = [f"{'SERVICE':<{width}}  {'PID':>7}  {'HEALTH':<9}  URL / DETAIL"]
+    for r in rows:
+        state = "healthy" if r.health.ok else "DOWN" if r.pid is None else "unhealthy"
+        detail = r.url if r.health.ok else f"{r.url}  [{r.health.detail}]"
+        lines.append(f"{r.name:<{width}}  {r.pid or '-':>7}  {state:<9}  {detail}")
+    return "\n".join(lines)

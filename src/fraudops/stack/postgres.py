@@ -1,0 +1,107 @@
+"""The project's own PostgreSQL cluster and its databases: one role per component, owning only its database."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from fraudops.settings import Settings
+
+# component -> the secret holding its role's password
+ROLE_PASSWORDS = {"airflow": "AIRFLOW_DB_PASSWORD", "mlflow": "MLFLOW_DB_PASSWORD", "fraud": "FRAUD_DB_PASSWORD"}
+
+
+def service_user() -> str | None:
+    """PostgreSQL refuses to run as root: as root, run it as the `postgres` system user."""
+    return "postgres" if os.geteuid() == 0 else None
+
+
+def _chown(path: Path, user: str | None) -> None:
+    if user:
+        entry = pwd.getpwnam(user)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def _make_reachable(path: Path, user: str | None) -> None:
+    """The service user must be able to traverse every parent of its data folder (execute bit only)."""
+    if not user:
+        return
+    for parent in reversed(path.parents):
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            os.chmod(parent, mode | 0o001)
+
+
+def initdb(bindir: Path, datadir: Path, run_dir: Path, superuser: str, password: str) -> bool:
+    """Create the cluster once. Returns whether it was created now."""
+    if (datadir / "PG_VERSION").exists():
+        return False
+    user = service_user()
+    for folder in (datadir, run_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o700)
+        _chown(folder, user)
+    _make_reachable(datadir, user)
+    with tempfile.NamedTemporaryFile("w", dir=run_dir, delete=False) as pwfile:
+        pwfile.write(password + "\n")
+    try:
+        _chown(Path(pwfile.name), user)
+        subprocess.run(
+            [str(bindir / "initdb"), "-D", str(datadir), "-U", superuser, f"--pwfile={pwfile.name}",
+             "--auth=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"],
+            check=True, user=user, stdout=subprocess.DEVNULL,
+        )
+    finally:
+        os.unlink(pwfile.name)
+    return True
+
+
+def superuser_dsn(settings: Settings, secrets: Mapping[str, str], database: str = "postgres") -> str:
+    return (
+        f"host={settings.host_of('postgres')} port={settings.stack.ports.postgres} dbname={database} "
+        f"user={secrets.get('POSTGRES_USER', settings.postgres.superuser)} password={secrets['POSTGRES_PASSWORD']}"
+    )
+
+
+def component_url(settings: Settings, secrets: Mapping[str, str], component: str,
+                  driver: str = "postgresql+psycopg2") -> str:
+    """SQLAlchemy URL of a component's own database, logged in as its own role."""
+    database = settings.postgres.databases[component]
+    password = secrets[ROLE_PASSWORDS[component]]
+    return (f"{driver}://{component}:{password}@{settings.host_of('postgres')}:"
+            f"{settings.stack.ports.postgres}/{database}")
+
+
+def init_databases(settings: Settings, secrets: Mapping[str, str]) -> list[str]:
+    """Create (or update) each component's role and database; idempotent."""
+    import psycopg2
+    from psycopg2 import sql
+
+    done = []
+    conn = psycopg2.connect(superuser_dsn(settings, secrets))
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            for component, database in settings.postgres.databases.items():
+                role = sql.Identifier(component)
+                password = secrets[ROLE_PASSWORDS[component]]
+                cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (component,))
+                verb = "ALTER" if cur.fetchone() else "CREATE"
+                cur.execute(
+                    sql.SQL(verb + " ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}").format(
+                        role, sql.Literal(password)
+                    )
+                )
+                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+                if not cur.fetchone():
+                    cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(database), role))
+                # nobody else may even connect: least privilege between components
+                cur.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(database)))
+                done.append(database)
+    finally:
+        conn.close()
+    return done

@@ -1,0 +1,118 @@
+"""Start and stop the stack's processes, tracked by pid files.
+
+A pid file records the pid and the kernel start time of the process, so `down` signals exactly the
+processes that `up` started and never a stranger that reused a pid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fraudops.stack.layout import StackLayout
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    name: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    # run as this system user (PostgreSQL refuses to run as root)
+    user: str | None = None
+    stop_signal: int = signal.SIGTERM
+    stop_timeout: float = 30.0
+
+
+def _start_time(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # field 22 (starttime), counted after the parenthesised command name, which may hold spaces
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def running_pid(layout: StackLayout, name: str) -> int | None:
+    pid_file = layout.pid_of(name)
+    try:
+        record = json.loads(pid_file.read_text())
+    except (OSError, ValueError):
+        return None
+    pid = int(record["pid"])
+    if _start_time(pid) != record.get("start_time"):
+        return None
+    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    return None if state == "Z" else pid
+
+
+def start(spec: ProcessSpec, layout: StackLayout) -> tuple[int, bool]:
+    """Start ``spec`` unless it already runs. Returns (pid, started_now)."""
+    pid = running_pid(layout, spec.name)
+    if pid:
+        return pid, False
+    log_file = layout.log_of(spec.name)
+    with log_file.open("ab") as log:
+        log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {spec.name}\n".encode())
+        log.flush()
+        proc = subprocess.Popen(
+            spec.argv,
+            env={**os.environ, **spec.env},
+            cwd=spec.cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            # a session of its own: `down` signals the whole group (servers with worker children)
+            start_new_session=True,
+            user=spec.user,
+        )
+    layout.pid_of(spec.name).write_text(
+        json.dumps({"pid": proc.pid, "start_time": _start_time(proc.pid), "argv": spec.argv[:3]})
+    )
+    return proc.pid, True
+
+
+def exited_early(layout: StackLayout, name: str) -> bool:
+    return layout.pid_of(name).exists() and running_pid(layout, name) is None
+
+
+def stop(layout: StackLayout, name: str, sig: int = signal.SIGTERM, timeout: float = 30.0) -> bool:
+    """Stop the process group started for ``name``. Returns whether something was running."""
+    pid = running_pid(layout, name)
+    if pid is None:
+        layout.pid_of(name).unlink(missing_ok=True)  # stale: the process is gone
+        return False
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _group_alive(pid):
+        time.sleep(0.2)
+    if _group_alive(pid):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        time.sleep(0.5)
+    layout.pid_of(name).unlink(missing_ok=True)
+    return True
+
+
+def _group_alive(pgid: int) -> bool:
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # fields[0] is the state, fields[2] the process group
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False

@@ -1,0 +1,209 @@
+"""Definitions of the native stack's services: command, environment, health probe and URL of each."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from fraudops.settings import Settings
+from fraudops.stack import health
+from fraudops.stack.airflow_env import FLOWER_USER, airflow_environment
+from fraudops.stack.health import Health, Probe
+from fraudops.stack.install import postgres_bindir
+from fraudops.stack.kafka_nodes import java_command, node_name, prepare_node
+from fraudops.stack.layout import StackLayout
+from fraudops.stack.postgres import component_url, service_user, superuser_dsn
+from fraudops.stack.process import ProcessSpec
+
+
+@dataclass(frozen=True)
+class ServiceDef:
+    spec: ProcessSpec
+    probe: Probe
+    url: str
+    prepare: Callable[[], None] | None = None
+    start_timeout: float = 90.0
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+def venv_bin(tool: str) -> str:
+    """Console scripts of the interpreter running us (the project's venv)."""
+    return str(Path(sys.executable).parent / tool)
+
+
+def _postgres(settings: Settings, secrets: Mapping[str, str], layout: StackLayout) -> ServiceDef:
+    def probe() -> Health:
+        import psycopg2
+
+        psycopg2.connect(superuser_dsn(settings, secrets), connect_timeout=2).close()
+        return Health(True, "accepting connections")
+
+    ports = settings.stack.ports
+    return ServiceDef(
+        ProcessSpec(
+            "postgres",
+            [str(postgres_bindir() / "postgres"), "-D", str(layout.data_of("postgres")),
+             "-c", f"listen_addresses={settings.stack.host}", "-p", str(ports.postgres),
+             "-c", f"unix_socket_directories={layout.run / 'postgres'}",
+             "-c", "max_connections=200", "-c", "shared_buffers=128MB"],
+            user=service_user(),
+            # SIGINT is PostgreSQL's fast shutdown; SIGTERM would wait for every client to leave
+            stop_signal=signal.SIGINT,
+        ),
+        health.guarded(probe),
+        f"postgresql://{settings.stack.host}:{ports.postgres} (databases: "
+        f"{', '.join(settings.postgres.databases.values())})",
+    )
+
+
+def _redis(settings: Settings, secrets: Mapping[str, str], layout: StackLayout) -> ServiceDef:
+    conf = layout.run / "redis.conf"
+
+    def prepare() -> None:
+        layout.data_of("redis").mkdir(parents=True, exist_ok=True)
+        conf.write_text(
+            f"bind {settings.stack.host}\nport {settings.stack.ports.redis}\n"
+            f"dir {layout.data_of('redis')}\nrequirepass {secrets['REDIS_PASSWORD']}\n"
+            "appendonly yes\nprotected-mode yes\ndaemonize no\n"
+        )
+        conf.chmod(0o600)
+
+    def probe() -> Health:
+        import redis
+
+        client = redis.Redis(host=settings.stack.host, port=settings.stack.ports.redis,
+                             password=secrets["REDIS_PASSWORD"], socket_timeout=2)
+        return Health(bool(client.ping()), "PONG")
+
+    return ServiceDef(ProcessSpec("redis", ["redis-server", str(conf)]), health.guarded(probe),
+                      f"redis://{settings.stack.host}:{settings.stack.ports.redis}", prepare)
+
+
+def _minio(settings: Settings, secrets: Mapping[str, str], layout: StackLayout) -> ServiceDef:
+    host, ports = settings.stack.host, settings.stack.ports
+    data = layout.data_of("minio")
+    return ServiceDef(
+        ProcessSpec(
+            "minio",
+            [str(layout.bin / "minio"), "server", "--quiet", "--address", f"{host}:{ports.minio_api}",
+             "--console-address", f"{host}:{ports.minio_console}", str(data)],
+            env={"MINIO_ROOT_USER": secrets["MINIO_ROOT_USER"],
+                 "MINIO_ROOT_PASSWORD": secrets["MINIO_ROOT_PASSWORD"]},
+        ),
+        health.guarded(lambda: health.http(f"http://{host}:{ports.minio_api}/minio/health/live")),
+        f"http://{host}:{ports.minio_console} (console), http://{host}:{ports.minio_api} (S3)",
+        lambda: data.mkdir(parents=True, exist_ok=True),
+    )
+
+
+def mlflow_server_env(settings: Settings, secrets: Mapping[str, str]) -> dict[str, str]:
+    return {
+        # passed through the environment, so no password shows in `ps`
+        "MLFLOW_BACKEND_STORE_URI": component_url(settings, secrets, "mlflow"),
+        "MLFLOW_ARTIFACTS_DESTINATION": f"s3://{settings.minio.buckets.mlflow_artifacts}",
+        "MLFLOW_S3_ENDPOINT_URL": settings.s3_endpoint_url,
+        "AWS_ACCESS_KEY_ID": secrets["MINIO_ROOT_USER"],
+        "AWS_SECRET_ACCESS_KEY": secrets["MINIO_ROOT_PASSWORD"],
+        "AWS_DEFAULT_REGION": "us-east-1",
+        # the job runner forks a process pool of ~2 GB that the platform does not use
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    }
+
+
+def _mlflow(settings: Settings, secrets: Mapping[str, str], layout: StackLayout) -> ServiceDef:
+    host, port = settings.stack.host, settings.stack.ports.mlflow
+    allowed = ",".join(f"{h}{p}" for h in (host, "localhost", "127.0.0.1") for p in ("", f":{port}"))
+    return ServiceDef(
+        ProcessSpec(
+            "mlflow",
+            [venv_bin("mlflow"), "server", "--host", host, "--port", str(port), "--serve-artifacts",
+             "--workers", str(settings.mlflow.workers), "--allowed-hosts", allowed],
+            env=mlflow_server_env(settings, secrets),
+        ),
+        health.guarded(lambda: health.http(f"http://{host}:{port}/health")),
+        f"http://{host}:{port}",
+        start_timeout=120.0,
+    )
+
+
+def _kafka(settings: Settings, layout: StackLayout, node_id: int) -> ServiceDef:
+    host, port = settings.stack.host, settings.stack.ports.kafka[node_id - 1]
+    props = layout.run / f"{node_name(node_id)}.properties"
+
+    def probe() -> Health:
+        from confluent_kafka.admin import AdminClient
+
+        port_check = health.tcp(host, port)
+        if not port_check.ok:
+            return port_check
+        admin = AdminClient({"bootstrap.servers": f"{host}:{port}"})
+        brokers = admin.list_topics(timeout=5).brokers
+        if node_id not in brokers:
+            return Health(False, f"not in cluster metadata (brokers {sorted(brokers)})")
+        return Health(True, f"in cluster of {len(brokers)} brokers")
+
+    return ServiceDef(
+        ProcessSpec(node_name(node_id),
+                    java_command(layout, settings.stack.memory.kafka_heap, "kafka.Kafka", str(props))),
+        health.guarded(probe),
+        f"{host}:{port}",
+        lambda: prepare_node(settings, layout, node_id) and None,
+        start_timeout=120.0,
+    )
+
+
+def _airflow(settings: Settings, secrets: Mapping[str, str]) -> list[ServiceDef]:
+    env = airflow_environment(settings, secrets)
+    host, port = settings.stack.host, settings.stack.ports.airflow
+    api = f"http://{host}:{port}"
+
+    def component(name: str) -> Probe:
+        def probe() -> Health:
+            import requests
+
+            status = requests.get(f"{api}/api/v2/monitor/health", timeout=3).json()[name]["status"]
+            return Health(status == "healthy", status)
+
+        return health.guarded(probe)
+
+    def worker_probe() -> Health:
+        import requests
+
+        workers = requests.get(f"http://{host}:{settings.stack.ports.flower}/api/workers?refresh=1",
+                               auth=(FLOWER_USER, secrets["FLOWER_PASSWORD"]), timeout=10).json()
+        return Health(bool(workers), f"{len(workers)} celery worker(s) online")
+
+    def spec(name: str, *args: str) -> ProcessSpec:
+        return ProcessSpec(name, [venv_bin("airflow"), *args], env=env)
+
+    return [
+        ServiceDef(spec("airflow-apiserver", "api-server"),
+                   health.guarded(lambda: health.http(f"{api}/api/v2/monitor/health")),
+                   f"{api} (UI + REST API)", start_timeout=120.0),
+        ServiceDef(spec("airflow-scheduler", "scheduler"), component("scheduler"), "scheduler"),
+        ServiceDef(spec("airflow-dag-processor", "dag-processor"), component("dag_processor"), "dag-processor"),
+        ServiceDef(spec("airflow-triggerer", "triggerer"), component("triggerer"), "triggerer"),
+        ServiceDef(spec("airflow-worker", "celery", "worker"), health.guarded(worker_probe), "celery worker",
+                   start_timeout=120.0),
+        ServiceDef(spec("flower", "celery", "flower"),
+                   health.guarded(lambda: health.http(f"http://{host}:{settings.stack.ports.flower}/healthcheck")),
+                   f"http://{host}:{settings.stack.ports.flower}"),
+    ]
+
+
+def build_services(settings: Settings, secrets: Mapping[str, str], layout: StackLayout) -> dict[str, ServiceDef]:
+    defs = [
+        _postgres(settings, secrets, layout),
+        _redis(settings, secrets, layout),
+        _minio(settings, secrets, layout),
+        _mlflow(settings, secrets, layout),
+        *(_kafka(settings, layout, i) for i in range(1, len(settings.stack.ports.kafka) + 1)),
+        *_airflow(settings, secrets),
+    ]
+    return {d.name: d for d in defs}
