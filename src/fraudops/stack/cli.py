@@ -49,6 +49,26 @@ def status() -> None:
 
 
 @stack_group.command()
+def urls() -> None:
+    """Print the UIs and endpoints with where their logins are."""
+    from fraudops.stack.manager import format_urls
+
+    click.echo(format_urls(load_settings()))
+
+
+@stack_group.command()
+@click.argument("services", nargs=-1, required=True)
+def start(services: tuple[str, ...]) -> None:
+    """(Re)start SERVICES of a stack that was brought up before."""
+    from fraudops.stack.manager import Stack, StackError
+
+    try:
+        Stack(load_settings()).start(list(services))
+    except StackError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@stack_group.command()
 @click.argument("service", required=False)
 @click.option("-n", "--lines", default=20, show_default=True)
 @click.option("-f", "--follow", is_flag=True, help="keep printing new lines")

@@ -83,6 +83,14 @@ class Stack:
         self.log(f"stack up in {time.monotonic() - started:.0f} s")
         return self.status()
 
+    def start(self, names: list[str]) -> None:
+        """(Re)start the named services of a stack that was brought up before, and wait until healthy."""
+        services = self.services()
+        for name in names:
+            self._start(services[name])
+        for name in names:
+            self._wait(services[name])
+
     def _kafka_names(self) -> list[str]:
         return [f"kafka-{i}" for i in range(1, len(self.settings.stack.ports.kafka) + 1)]
 
@@ -155,6 +163,25 @@ class Stack:
         for folder in (self.layout.data, self.layout.logs, self.layout.run):
             shutil.rmtree(folder, ignore_errors=True)
         self.log(f"wiped {self.layout.data}")
+
+
+def format_urls(settings: Settings) -> str:
+    """Where people look, and where their logins are."""
+    s, p = settings, settings.stack.ports
+    admin = settings.airflow.admin_user
+    rows = [
+        ("Airflow UI + REST API", s.airflow_url, f"user {admin}, password AIRFLOW_ADMIN_PASSWORD in env/airflow.env"),
+        ("Flower (Celery)", s.flower_url, "user flower, password FLOWER_PASSWORD in env/airflow.env"),
+        ("MLflow UI", s.mlflow_tracking_uri, "no login (bind to loopback; put a proxy in front to expose it)"),
+        ("MinIO console", f"http://{s.host_of('minio')}:{p.minio_console}",
+         "MINIO_ROOT_USER / MINIO_ROOT_PASSWORD in env/minio.env"),
+        ("Spark UI (scorer)", f"http://{s.stack.host}:{p.spark_ui}", "while the scorer runs"),
+        ("Kafka bootstrap", s.kafka_bootstrap_servers, "plaintext on loopback"),
+        ("PostgreSQL", f"{s.host_of('postgres')}:{p.postgres}", "roles and passwords in env/postgres.env"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    url_width = max(len(r[1]) for r in rows)
+    return "\n".join(f"{name:<{width}}  {url:<{url_width}}  {login}" for name, url, login in rows)
 
 
 def format_status(rows: list[ServiceStatus]) -> str:

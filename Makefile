@@ -1,0 +1,78 @@
+# The front door: `make help` lists every target.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV ?= .venv
+PY := $(VENV)/bin/python
+FRAUDOPS := $(VENV)/bin/fraudops
+PYTEST := $(VENV)/bin/pytest
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: bootstrap
+bootstrap: ## install Debian packages and the Python venv (only what is missing)
+	@bash scripts/bootstrap.sh
+
+.PHONY: lock
+lock: bootstrap ## recompile requirements.lock from requirements.in
+	UV_SYSTEM_CERTS=1 $(VENV)/bin/uv pip compile -q --python-version 3.11 \
+	  --python-platform x86_64-unknown-linux-gnu requirements.in -o requirements.lock
+
+.PHONY: secrets
+secrets: bootstrap ## generate missing secrets into env/*.env (needed before `docker compose up` too)
+	@$(FRAUDOPS) stack secrets
+
+.PHONY: up
+up: bootstrap ## install what is missing and start the whole native stack
+	@$(FRAUDOPS) stack up
+
+.PHONY: down
+down: ## stop the processes `make up` started (data is kept)
+	@$(FRAUDOPS) stack down
+
+.PHONY: status
+status: ## every service with its health and URL
+	@$(FRAUDOPS) stack status
+
+.PHONY: logs
+logs: ## last lines of every service log (make logs S=kafka-1 F=1 to follow one)
+	@$(FRAUDOPS) stack logs $(S) $(if $(F),--follow,)
+
+.PHONY: clean
+clean: ## stop the stack and wipe its data folder
+	@$(FRAUDOPS) stack clean --yes
+
+.PHONY: demo
+demo: up ## the main job: bring the stack up and show where to look
+	@$(FRAUDOPS) stack status
+	@$(FRAUDOPS) stack urls
+
+.PHONY: test
+test: bootstrap ## all tests: unit, DAG integrity, integration on the real stack (started if needed)
+	$(PYTEST) tests
+
+.PHONY: test-unit
+test-unit: bootstrap ## fast tier: no services
+	$(PYTEST) tests/unit tests/dags
+
+.PHONY: test-integration
+test-integration: bootstrap ## the real services (the stack is started if needed)
+	$(PYTEST) tests/integration
+
+.PHONY: lint
+lint: ## ruff lint and format check
+	$(VENV)/bin/ruff check src tests dags plugins scripts spark-jobs
+	$(VENV)/bin/ruff format --check src tests dags plugins scripts spark-jobs
+
+.PHONY: format
+format: ## ruff fix and format
+	$(VENV)/bin/ruff check --fix src tests dags plugins scripts spark-jobs
+	$(VENV)/bin/ruff format src tests dags plugins scripts spark-jobs
+
+.PHONY: bench
+bench: bench-model ## all benchmarks (figures go to BENCHMARKS.md)
+
+.PHONY: bench-model
+bench-model: bootstrap ## model core: generation, features, training, scoring speed
+	$(PY) scripts/bench_model.py

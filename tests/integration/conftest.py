@@ -1,0 +1,40 @@
+"""Integration tests run against the real native stack. The session brings it up when it is not healthy
+and stops it at the end if it started it, so `pytest tests/integration` needs nothing started by hand."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import pytest
+
+from fraudops.secrets import load_secrets
+from fraudops.settings import Settings, load_settings
+from fraudops.stack.manager import Stack
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass(frozen=True)
+class RunningStack:
+    settings: Settings
+    secrets: Mapping[str, str]
+    stack: Stack
+
+
+@pytest.fixture(scope="session")
+def running_stack() -> Iterator[RunningStack]:
+    settings = load_settings()
+    stack = Stack(settings)
+    was_up = settings.env_dir.joinpath("postgres.env").exists() and all(r.health.ok for r in stack.status())
+    if not was_up:
+        stack.up()
+    yield RunningStack(settings, load_secrets(settings.env_dir), stack)
+    if not was_up:
+        stack.down()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
