@@ -27,7 +27,9 @@ def load_topic_specs(path: Path) -> list[TopicSpec]:
             TopicSpec(
                 name=name,
                 partitions=int(topic.get("partitions", defaults.get("partitions", 1))),
-                replication_factor=int(topic.get("replication_factor", defaults.get("replication_factor", 3))),
+                replication_factor=int(
+                    topic.get("replication_factor", defaults.get("replication_factor", 3))
+                ),
                 config={k: str(v) for k, v in config.items()},
             )
         )

@@ -15,7 +15,10 @@ def _token(running_stack) -> str:
     settings = running_stack.settings
     response = requests.post(
         f"{settings.airflow_url}/auth/token",
-        json={"username": settings.airflow.admin_user, "password": running_stack.secrets["AIRFLOW_ADMIN_PASSWORD"]},
+        json={
+            "username": settings.airflow.admin_user,
+            "password": running_stack.secrets["AIRFLOW_ADMIN_PASSWORD"],
+        },
         timeout=10,
     )
     response.raise_for_status()
@@ -25,8 +28,11 @@ def _token(running_stack) -> str:
 def test_rest_api_requires_login(running_stack) -> None:
     response = requests.get(f"{running_stack.settings.airflow_url}/api/v2/dags", timeout=10)
     assert response.status_code == 401
-    bad = requests.post(f"{running_stack.settings.airflow_url}/auth/token",
-                        json={"username": "admin", "password": "wrong"}, timeout=10)
+    bad = requests.post(
+        f"{running_stack.settings.airflow_url}/auth/token",
+        json={"username": "admin", "password": "wrong"},
+        timeout=10,
+    )
     assert bad.status_code in (401, 403)
 
 
@@ -44,8 +50,12 @@ def test_dag_runs_on_the_celery_worker(running_stack) -> None:
     else:
         raise AssertionError(f"{DAG_ID} never listed")
 
-    requests.patch(f"{api}/dags/{DAG_ID}", headers=headers, json={"is_paused": False}, timeout=10).raise_for_status()
-    run = requests.post(f"{api}/dags/{DAG_ID}/dagRuns", headers=headers, json={"logical_date": None}, timeout=10)
+    requests.patch(
+        f"{api}/dags/{DAG_ID}", headers=headers, json={"is_paused": False}, timeout=10
+    ).raise_for_status()
+    run = requests.post(
+        f"{api}/dags/{DAG_ID}/dagRuns", headers=headers, json={"logical_date": None}, timeout=10
+    )
     run.raise_for_status()
     run_id = run.json()["dag_run_id"]
 
@@ -53,10 +63,14 @@ def test_dag_runs_on_the_celery_worker(running_stack) -> None:
     state = "queued"
     while time.monotonic() < deadline and state not in ("success", "failed"):
         time.sleep(2)
-        state = requests.get(f"{api}/dags/{DAG_ID}/dagRuns/{run_id}", headers=headers, timeout=10).json()["state"]
+        state = requests.get(f"{api}/dags/{DAG_ID}/dagRuns/{run_id}", headers=headers, timeout=10).json()[
+            "state"
+        ]
     assert state == "success"
 
-    tis = requests.get(f"{api}/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", headers=headers, timeout=10).json()
+    tis = requests.get(
+        f"{api}/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", headers=headers, timeout=10
+    ).json()
     (ti,) = tis["task_instances"]
     assert ti["state"] == "success"
     assert ti["queue"] == "default"  # a Celery queue: the LocalExecutor has none

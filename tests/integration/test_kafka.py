@@ -17,8 +17,15 @@ def _admin(bootstrap: str) -> AdminClient:
 
 
 def _producer(bootstrap: str) -> Producer:
-    return Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
-                     "linger.ms": 5, "message.timeout.ms": 60000})
+    return Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 5,
+            "message.timeout.ms": 60000,
+        }
+    )
 
 
 def _produce(producer: Producer, topic: str, values: list[str], acked: list[str]) -> None:
@@ -33,8 +40,14 @@ def _produce(producer: Producer, topic: str, values: list[str], acked: list[str]
 
 
 def _consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 60.0) -> list[str]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"it-{uuid.uuid4()}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"it-{uuid.uuid4()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
     consumer.subscribe([topic])
     seen: list[str] = []
     deadline = time.monotonic() + timeout
@@ -61,7 +74,12 @@ def scratch_topic(running_stack):
 def test_spec_topics_exist_with_replication_three_and_full_isr(running_stack) -> None:
     settings = running_stack.settings
     specs = load_topic_specs(settings.path(settings.kafka.topics_file))
-    assert {s.name for s in specs} >= {"transactions_stream", "fraud_predictions", "dead_letters", "model_updates"}
+    assert {s.name for s in specs} >= {
+        "transactions_stream",
+        "fraud_predictions",
+        "dead_letters",
+        "model_updates",
+    }
     metadata = _admin(settings.kafka_bootstrap_servers).list_topics(timeout=10)
     for spec in specs:
         topic = metadata.topics[spec.name]

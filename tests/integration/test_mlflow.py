@@ -1,4 +1,4 @@
-"""MLflow: artifacts are proxied into MinIO, the registry holds versions and aliases, and survives a restart."""
+"""MLflow: artifacts are proxied into MinIO; the registry holds versions and aliases across a restart."""
 
 from __future__ import annotations
 
@@ -30,8 +30,11 @@ def test_run_artifact_lands_in_minio(running_stack, tracking, tmp_path) -> None:
     # the server proxies artifacts: the client wrote through HTTP, the object sits in the bucket
     assert run.info.artifact_uri.startswith("mlflow-artifacts:")
     key = f"{run.info.experiment_id}/{run.info.run_id}/artifacts/note.txt"
-    body = s3_client(settings, running_stack.secrets).get_object(
-        Bucket=settings.minio.buckets.mlflow_artifacts, Key=key)["Body"].read()
+    body = (
+        s3_client(settings, running_stack.secrets)
+        .get_object(Bucket=settings.minio.buckets.mlflow_artifacts, Key=key)["Body"]
+        .read()
+    )
     assert body.decode() == note.read_text()
 
 

@@ -25,11 +25,21 @@ def test_structured_streaming_reads_kafka(running_stack, tmp_path) -> None:
 
         spark = build_session(settings, "it-kafka-read")
         try:
-            stream = (spark.readStream.format("kafka").option("kafka.bootstrap.servers", bootstrap)
-                      .option("subscribe", topic).option("startingOffsets", "earliest").load())
-            query = (stream.selectExpr("CAST(value AS STRING) AS value").writeStream.format("memory")
-                     .queryName("kafka_read").option("checkpointLocation", str(tmp_path / "ckpt"))
-                     .trigger(availableNow=True).start())
+            stream = (
+                spark.readStream.format("kafka")
+                .option("kafka.bootstrap.servers", bootstrap)
+                .option("subscribe", topic)
+                .option("startingOffsets", "earliest")
+                .load()
+            )
+            query = (
+                stream.selectExpr("CAST(value AS STRING) AS value")
+                .writeStream.format("memory")
+                .queryName("kafka_read")
+                .option("checkpointLocation", str(tmp_path / "ckpt"))
+                .trigger(availableNow=True)
+                .start()
+            )
             query.awaitTermination(120)
             got = {row.value for row in spark.sql("SELECT value FROM kafka_read").collect()}
         finally:

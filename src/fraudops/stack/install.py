@@ -57,8 +57,16 @@ def ensure_jars(settings: Settings, layout: StackLayout, name: str, pom: Path, l
     staging = layout.lib / f".{name}.partial"
     shutil.rmtree(staging, ignore_errors=True)
     subprocess.run(
-        [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-         f"-DoutputDirectory={staging}", "-DincludeScope=runtime"],
+        [
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(pom),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={staging}",
+            "-DincludeScope=runtime",
+        ],
         check=True,
     )
     (staging / ".pom.sha256").write_text(digest + "\n")
@@ -76,7 +84,11 @@ def ensure_all(settings: Settings, layout: StackLayout, log=print) -> None:
 
 def postgres_bindir() -> Path:
     """The newest PostgreSQL server installed from Debian's packages."""
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parent.parent.name))
+    candidates = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parent.parent.name)
+    )
     if not candidates:
-        raise InstallError("PostgreSQL server not installed: run `make bootstrap` (apt-get install postgresql)")
+        raise InstallError(
+            "PostgreSQL server not installed: run `make bootstrap` (apt-get install postgresql)"
+        )
     return candidates[-1].parent

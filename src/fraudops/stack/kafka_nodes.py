@@ -71,9 +71,17 @@ def server_properties(settings: Settings, layout: StackLayout, node_id: int) -> 
 
 def java_command(layout: StackLayout, heap: str, main_class: str, *args: str) -> list[str]:
     return [
-        "java", f"-Xmx{heap}", "-Xms128m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-        "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={layout.run / 'kafka-log4j2.properties'}",
-        "-cp", str(layout.lib / "kafka" / "*"), main_class, *args,
+        "java",
+        f"-Xmx{heap}",
+        "-Xms128m",
+        "-XX:+UseG1GC",
+        "-XX:MaxGCPauseMillis=20",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={layout.run / 'kafka-log4j2.properties'}",
+        "-cp",
+        str(layout.lib / "kafka" / "*"),
+        main_class,
+        *args,
     ]
 
 
@@ -84,8 +92,18 @@ def prepare_node(settings: Settings, layout: StackLayout, node_id: int) -> Path:
     (layout.run / "kafka-log4j2.properties").write_text(LOG4J2)
     if not (layout.data_of(node_name(node_id)) / "log" / "meta.properties").exists():
         subprocess.run(
-            java_command(layout, "256m", "kafka.tools.StorageTool", "format", "--ignore-formatted",
-                         "-t", cluster_id(layout), "-c", str(props)),
-            check=True, stdout=subprocess.DEVNULL,
+            java_command(
+                layout,
+                "256m",
+                "kafka.tools.StorageTool",
+                "format",
+                "--ignore-formatted",
+                "-t",
+                cluster_id(layout),
+                "-c",
+                str(props),
+            ),
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
     return props

@@ -57,8 +57,13 @@ class Stack:
         install.ensure_all(self.settings, self.layout, self.log)
         services = self.services()
 
-        initdb(install.postgres_bindir(), self.layout.data_of("postgres"), self.layout.run / "postgres",
-               self.settings.postgres.superuser, secrets["POSTGRES_PASSWORD"])
+        initdb(
+            install.postgres_bindir(),
+            self.layout.data_of("postgres"),
+            self.layout.run / "postgres",
+            self.settings.postgres.superuser,
+            secrets["POSTGRES_PASSWORD"],
+        )
         self._start(services["postgres"])
         # the independent servers start together; each is awaited just before something needs it
         for name in ("redis", "minio", *self._kafka_names()):
@@ -75,8 +80,10 @@ class Stack:
             self._start(services[name])
         for name in self._kafka_names():
             self._wait(services[name])
-        topics = create_topics(self.settings.kafka_bootstrap_servers,
-                               load_topic_specs(self.settings.path(self.settings.kafka.topics_file)))
+        topics = create_topics(
+            self.settings.kafka_bootstrap_servers,
+            load_topic_specs(self.settings.path(self.settings.kafka.topics_file)),
+        )
         self.log("kafka topics: " + ", ".join(f"{t} ({s})" for t, s in topics.items()))
         for name in ("mlflow", *airflow):
             self._wait(services[name])
@@ -110,8 +117,10 @@ class Stack:
             if result.ok:
                 return
             time.sleep(0.5)
-        raise StackError(f"{service.name} not healthy after {service.start_timeout:.0f} s ({result.detail}):\n"
-                         f"{self._tail(service.name)}")
+        raise StackError(
+            f"{service.name} not healthy after {service.start_timeout:.0f} s ({result.detail}):\n"
+            f"{self._tail(service.name)}"
+        )
 
     def _tail(self, name: str, lines: int = 30) -> str:
         path = self.layout.log_of(name)
@@ -128,9 +137,13 @@ class Stack:
             return
         self.log("migrating the Airflow metadata database")
         with self.layout.log_of("airflow-migrate").open("ab") as log_file:
-            subprocess.run([venv_bin("airflow"), "db", "migrate"], check=True, stdout=log_file,
-                           stderr=subprocess.STDOUT,
-                           env={**os.environ, **airflow_environment(self.settings, secrets)})
+            subprocess.run(
+                [venv_bin("airflow"), "db", "migrate"],
+                check=True,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **airflow_environment(self.settings, secrets)},
+            )
         marker.write_text(wanted + "\n")
 
     # -- down, status, logs, clean ---------------------------------------------------------------------
@@ -170,11 +183,22 @@ def format_urls(settings: Settings) -> str:
     s, p = settings, settings.stack.ports
     admin = settings.airflow.admin_user
     rows = [
-        ("Airflow UI + REST API", s.airflow_url, f"user {admin}, password AIRFLOW_ADMIN_PASSWORD in env/airflow.env"),
+        (
+            "Airflow UI + REST API",
+            s.airflow_url,
+            f"user {admin}, password AIRFLOW_ADMIN_PASSWORD in env/airflow.env",
+        ),
         ("Flower (Celery)", s.flower_url, "user flower, password FLOWER_PASSWORD in env/airflow.env"),
-        ("MLflow UI", s.mlflow_tracking_uri, "no login (bind to loopback; put a proxy in front to expose it)"),
-        ("MinIO console", f"http://{s.host_of('minio')}:{p.minio_console}",
-         "MINIO_ROOT_USER / MINIO_ROOT_PASSWORD in env/minio.env"),
+        (
+            "MLflow UI",
+            s.mlflow_tracking_uri,
+            "no login (bind to loopback; put a proxy in front to expose it)",
+        ),
+        (
+            "MinIO console",
+            f"http://{s.host_of('minio')}:{p.minio_console}",
+            "MINIO_ROOT_USER / MINIO_ROOT_PASSWORD in env/minio.env",
+        ),
         ("Spark UI (scorer)", f"http://{s.stack.host}:{p.spark_ui}", "while the scorer runs"),
         ("Kafka bootstrap", s.kafka_bootstrap_servers, "plaintext on loopback"),
         ("PostgreSQL", f"{s.host_of('postgres')}:{p.postgres}", "roles and passwords in env/postgres.env"),

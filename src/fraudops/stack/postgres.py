@@ -1,4 +1,5 @@
-"""The project's own PostgreSQL cluster and its databases: one role per component, owning only its database."""
+"""The project's own PostgreSQL cluster and its databases: one role per component, owning only its
+database."""
 
 from __future__ import annotations
 
@@ -12,7 +13,11 @@ from pathlib import Path
 from fraudops.settings import Settings
 
 # component -> the secret holding its role's password
-ROLE_PASSWORDS = {"airflow": "AIRFLOW_DB_PASSWORD", "mlflow": "MLFLOW_DB_PASSWORD", "fraud": "FRAUD_DB_PASSWORD"}
+ROLE_PASSWORDS = {
+    "airflow": "AIRFLOW_DB_PASSWORD",
+    "mlflow": "MLFLOW_DB_PASSWORD",
+    "fraud": "FRAUD_DB_PASSWORD",
+}
 
 
 def service_user() -> str | None:
@@ -51,9 +56,21 @@ def initdb(bindir: Path, datadir: Path, run_dir: Path, superuser: str, password:
     try:
         _chown(Path(pwfile.name), user)
         subprocess.run(
-            [str(bindir / "initdb"), "-D", str(datadir), "-U", superuser, f"--pwfile={pwfile.name}",
-             "--auth=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"],
-            check=True, user=user, stdout=subprocess.DEVNULL,
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(datadir),
+                "-U",
+                superuser,
+                f"--pwfile={pwfile.name}",
+                "--auth=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ],
+            check=True,
+            user=user,
+            stdout=subprocess.DEVNULL,
         )
     finally:
         os.unlink(pwfile.name)
@@ -61,19 +78,23 @@ def initdb(bindir: Path, datadir: Path, run_dir: Path, superuser: str, password:
 
 
 def superuser_dsn(settings: Settings, secrets: Mapping[str, str], database: str = "postgres") -> str:
+    user = secrets.get("POSTGRES_USER", settings.postgres.superuser)
     return (
         f"host={settings.host_of('postgres')} port={settings.stack.ports.postgres} dbname={database} "
-        f"user={secrets.get('POSTGRES_USER', settings.postgres.superuser)} password={secrets['POSTGRES_PASSWORD']}"
+        f"user={user} password={secrets['POSTGRES_PASSWORD']}"
     )
 
 
-def component_url(settings: Settings, secrets: Mapping[str, str], component: str,
-                  driver: str = "postgresql+psycopg2") -> str:
+def component_url(
+    settings: Settings, secrets: Mapping[str, str], component: str, driver: str = "postgresql+psycopg2"
+) -> str:
     """SQLAlchemy URL of a component's own database, logged in as its own role."""
     database = settings.postgres.databases[component]
     password = secrets[ROLE_PASSWORDS[component]]
-    return (f"{driver}://{component}:{password}@{settings.host_of('postgres')}:"
-            f"{settings.stack.ports.postgres}/{database}")
+    return (
+        f"{driver}://{component}:{password}@{settings.host_of('postgres')}:"
+        f"{settings.stack.ports.postgres}/{database}"
+    )
 
 
 def init_databases(settings: Settings, secrets: Mapping[str, str]) -> list[str]:

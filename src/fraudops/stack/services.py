@@ -48,10 +48,21 @@ def _postgres(settings: Settings, secrets: Mapping[str, str], layout: StackLayou
     return ServiceDef(
         ProcessSpec(
             "postgres",
-            [str(postgres_bindir() / "postgres"), "-D", str(layout.data_of("postgres")),
-             "-c", f"listen_addresses={settings.stack.host}", "-p", str(ports.postgres),
-             "-c", f"unix_socket_directories={layout.run / 'postgres'}",
-             "-c", "max_connections=200", "-c", "shared_buffers=128MB"],
+            [
+                str(postgres_bindir() / "postgres"),
+                "-D",
+                str(layout.data_of("postgres")),
+                "-c",
+                f"listen_addresses={settings.stack.host}",
+                "-p",
+                str(ports.postgres),
+                "-c",
+                f"unix_socket_directories={layout.run / 'postgres'}",
+                "-c",
+                "max_connections=200",
+                "-c",
+                "shared_buffers=128MB",
+            ],
             user=service_user(),
             # SIGINT is PostgreSQL's fast shutdown; SIGTERM would wait for every client to leave
             stop_signal=signal.SIGINT,
@@ -77,12 +88,20 @@ def _redis(settings: Settings, secrets: Mapping[str, str], layout: StackLayout) 
     def probe() -> Health:
         import redis
 
-        client = redis.Redis(host=settings.stack.host, port=settings.stack.ports.redis,
-                             password=secrets["REDIS_PASSWORD"], socket_timeout=2)
+        client = redis.Redis(
+            host=settings.stack.host,
+            port=settings.stack.ports.redis,
+            password=secrets["REDIS_PASSWORD"],
+            socket_timeout=2,
+        )
         return Health(bool(client.ping()), "PONG")
 
-    return ServiceDef(ProcessSpec("redis", ["redis-server", str(conf)]), health.guarded(probe),
-                      f"redis://{settings.stack.host}:{settings.stack.ports.redis}", prepare)
+    return ServiceDef(
+        ProcessSpec("redis", ["redis-server", str(conf)]),
+        health.guarded(probe),
+        f"redis://{settings.stack.host}:{settings.stack.ports.redis}",
+        prepare,
+    )
 
 
 def _minio(settings: Settings, secrets: Mapping[str, str], layout: StackLayout) -> ServiceDef:
@@ -91,10 +110,20 @@ def _minio(settings: Settings, secrets: Mapping[str, str], layout: StackLayout) 
     return ServiceDef(
         ProcessSpec(
             "minio",
-            [str(layout.bin / "minio"), "server", "--quiet", "--address", f"{host}:{ports.minio_api}",
-             "--console-address", f"{host}:{ports.minio_console}", str(data)],
-            env={"MINIO_ROOT_USER": secrets["MINIO_ROOT_USER"],
-                 "MINIO_ROOT_PASSWORD": secrets["MINIO_ROOT_PASSWORD"]},
+            [
+                str(layout.bin / "minio"),
+                "server",
+                "--quiet",
+                "--address",
+                f"{host}:{ports.minio_api}",
+                "--console-address",
+                f"{host}:{ports.minio_console}",
+                str(data),
+            ],
+            env={
+                "MINIO_ROOT_USER": secrets["MINIO_ROOT_USER"],
+                "MINIO_ROOT_PASSWORD": secrets["MINIO_ROOT_PASSWORD"],
+            },
         ),
         health.guarded(lambda: health.http(f"http://{host}:{ports.minio_api}/minio/health/live")),
         f"http://{host}:{ports.minio_console} (console), http://{host}:{ports.minio_api} (S3)",
@@ -122,8 +151,19 @@ def _mlflow(settings: Settings, secrets: Mapping[str, str], layout: StackLayout)
     return ServiceDef(
         ProcessSpec(
             "mlflow",
-            [venv_bin("mlflow"), "server", "--host", host, "--port", str(port), "--serve-artifacts",
-             "--workers", str(settings.mlflow.workers), "--allowed-hosts", allowed],
+            [
+                venv_bin("mlflow"),
+                "server",
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--serve-artifacts",
+                "--workers",
+                str(settings.mlflow.workers),
+                "--allowed-hosts",
+                allowed,
+            ],
             env=mlflow_server_env(settings, secrets),
         ),
         health.guarded(lambda: health.http(f"http://{host}:{port}/health")),
@@ -149,8 +189,10 @@ def _kafka(settings: Settings, layout: StackLayout, node_id: int) -> ServiceDef:
         return Health(True, f"in cluster of {len(brokers)} brokers")
 
     return ServiceDef(
-        ProcessSpec(node_name(node_id),
-                    java_command(layout, settings.stack.memory.kafka_heap, "kafka.Kafka", str(props))),
+        ProcessSpec(
+            node_name(node_id),
+            java_command(layout, settings.stack.memory.kafka_heap, "kafka.Kafka", str(props)),
+        ),
         health.guarded(probe),
         f"{host}:{port}",
         lambda: prepare_node(settings, layout, node_id) and None,
@@ -175,29 +217,45 @@ def _airflow(settings: Settings, secrets: Mapping[str, str]) -> list[ServiceDef]
     def worker_probe() -> Health:
         import requests
 
-        workers = requests.get(f"http://{host}:{settings.stack.ports.flower}/api/workers?refresh=1",
-                               auth=(FLOWER_USER, secrets["FLOWER_PASSWORD"]), timeout=10).json()
+        workers = requests.get(
+            f"http://{host}:{settings.stack.ports.flower}/api/workers?refresh=1",
+            auth=(FLOWER_USER, secrets["FLOWER_PASSWORD"]),
+            timeout=10,
+        ).json()
         return Health(bool(workers), f"{len(workers)} celery worker(s) online")
 
     def spec(name: str, *args: str) -> ProcessSpec:
         return ProcessSpec(name, [venv_bin("airflow"), *args], env=env)
 
     return [
-        ServiceDef(spec("airflow-apiserver", "api-server"),
-                   health.guarded(lambda: health.http(f"{api}/api/v2/monitor/health")),
-                   f"{api} (UI + REST API)", start_timeout=120.0),
+        ServiceDef(
+            spec("airflow-apiserver", "api-server"),
+            health.guarded(lambda: health.http(f"{api}/api/v2/monitor/health")),
+            f"{api} (UI + REST API)",
+            start_timeout=120.0,
+        ),
         ServiceDef(spec("airflow-scheduler", "scheduler"), component("scheduler"), "scheduler"),
-        ServiceDef(spec("airflow-dag-processor", "dag-processor"), component("dag_processor"), "dag-processor"),
+        ServiceDef(
+            spec("airflow-dag-processor", "dag-processor"), component("dag_processor"), "dag-processor"
+        ),
         ServiceDef(spec("airflow-triggerer", "triggerer"), component("triggerer"), "triggerer"),
-        ServiceDef(spec("airflow-worker", "celery", "worker"), health.guarded(worker_probe), "celery worker",
-                   start_timeout=120.0),
-        ServiceDef(spec("flower", "celery", "flower"),
-                   health.guarded(lambda: health.http(f"http://{host}:{settings.stack.ports.flower}/healthcheck")),
-                   f"http://{host}:{settings.stack.ports.flower}"),
+        ServiceDef(
+            spec("airflow-worker", "celery", "worker"),
+            health.guarded(worker_probe),
+            "celery worker",
+            start_timeout=120.0,
+        ),
+        ServiceDef(
+            spec("flower", "celery", "flower"),
+            health.guarded(lambda: health.http(f"http://{host}:{settings.stack.ports.flower}/healthcheck")),
+            f"http://{host}:{settings.stack.ports.flower}",
+        ),
     ]
 
 
-def build_services(settings: Settings, secrets: Mapping[str, str], layout: StackLayout) -> dict[str, ServiceDef]:
+def build_services(
+    settings: Settings, secrets: Mapping[str, str], layout: StackLayout
+) -> dict[str, ServiceDef]:
     defs = [
         _postgres(settings, secrets, layout),
         _redis(settings, secrets, layout),

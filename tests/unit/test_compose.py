@@ -1,0 +1,653 @@
+"""docker-compose.yaml and its Dockerfiles, checked without a Docker engine.
+
+The compose file must describe the native stack (fraudops.stack): the same service names, the ports of
+configs/fraudops.yaml, the same Kafka durability settings, the same topic spec, the same Airflow
+configuration (`fraudops stack airflow-env`) and no secret in the file. `docker-compose config` (Debian's
+docker-compose 1.29) validates the syntax when it is installed; everything else is read from the YAML.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any
+from unittest import mock
+
+import pytest
+import yaml
+
+from fraudops.cli import main as cli_main
+from fraudops.secrets import ensure_secrets
+from fraudops.settings import CONFIG_FILE, Settings, load_settings
+from fraudops.stack import SERVICE_NAMES
+from fraudops.stack.airflow_env import airflow_environment, airflow_home
+from fraudops.stack.kafka_nodes import DURABILITY
+from fraudops.topics import load_topic_specs
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = REPO / "docker-compose.yaml"
+HOME_IN_IMAGE = PurePosixPath("/opt/fraudops")
+ONE_SHOT = {"postgres-init", "minio-init", "kafka-init", "airflow-init"}
+TOPICS = {"transactions_stream", "fraud_predictions", "dead_letters", "model_updates"}
+KAFKA_NODES = ("kafka-1", "kafka-2", "kafka-3")
+INTERNAL_KAFKA_PORT = 19092
+DOCKERFILES = {
+    "airflow": REPO / "docker" / "airflow" / "Dockerfile",
+    "mlflow": REPO / "mlflow" / "Dockerfile",
+    "spark-scorer": REPO / "spark-jobs" / "Dockerfile",
+}
+PORT_RE = re.compile(r"^127\.0\.0\.1:\$\{(?P<var>[A-Z0-9_]+):-(?P<default>\d+)\}:(?P<container>\d+)$")
+
+
+# ------------------------------------------------------------------------------------------------ fixtures
+def _without_fraudops_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("FRAUDOPS_", "COMPOSE_", "DOCKER_"))}
+
+
+@pytest.fixture(scope="module")
+def settings() -> Settings:
+    """configs/fraudops.yaml as committed, whatever FRAUDOPS_* the shell running the tests exports."""
+    with mock.patch.dict(os.environ, _without_fraudops_env(), clear=True):
+        return load_settings(REPO)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return compose["services"]
+
+
+def _lock_versions() -> dict[str, str]:
+    versions = {}
+    for line in (REPO / "requirements.lock").read_text().splitlines():
+        match = re.match(r"^([A-Za-z0-9_.\-]+)==(\S+)", line)
+        if match:
+            versions[match.group(1).lower()] = match.group(2)
+    return versions
+
+
+def _env(service: Mapping[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {k: str(v) for k, v in env.items()}
+
+
+def _command(service: Mapping[str, Any]) -> list[str]:
+    command = service.get("command") or []
+    return command.split() if isinstance(command, str) else [str(c) for c in command]
+
+
+def _published(service: Mapping[str, Any]) -> list[re.Match[str]]:
+    matches = []
+    for entry in service.get("ports", []):
+        match = PORT_RE.match(str(entry))
+        assert match, f"port {entry!r} is not 127.0.0.1:${{VAR:-default}}:<container port>"
+        matches.append(match)
+    return matches
+
+
+def _image_tag(image: str) -> str:
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    return last.split(":", 1)[1] if ":" in last else ""
+
+
+def _strings(node: Any) -> Iterator[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, Mapping):
+        for key, value in node.items():
+            yield str(key)
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _strings(item)
+
+
+# ---------------------------------------------------------------------------------- secret-literal checker
+SECRET_NAME = re.compile(r"(?i)(passw(or)?d|secret|token|fernet|access_key|api_key|credential|jwt)")
+# value of a secret-like KEY=VALUE / --flag VALUE / URL password that is not a $variable
+SECRET_ASSIGNMENT = re.compile(
+    r"(?i)\b\w*(passw(or)?d|secret|token|fernet|access_key|api_key|requirepass)\w*"
+    r"(\s*[=:]\s*|\s+)(?![\"']?\$)[\"']?[A-Za-z0-9+/_\-.]{4,}"
+)
+URL_CREDENTIALS = re.compile(r"://[^/\s:@]+:(?!\$)[^@\s/]+@")
+
+
+def find_literal_secrets(doc: Mapping[str, Any]) -> list[str]:
+    """Places of a compose document where a secret is written out instead of read from env/*.env."""
+    problems = []
+    for name, service in (doc.get("services") or {}).items():
+        for key in _env(service):
+            if SECRET_NAME.search(key):
+                problems.append(f"{name}: environment sets {key} (secrets come from env/*.env)")
+        for text in _strings({k: v for k, v in service.items() if k != "environment"}):
+            for line in text.splitlines():
+                if URL_CREDENTIALS.search(line) or SECRET_ASSIGNMENT.search(line):
+                    problems.append(f"{name}: literal secret in {line.strip()!r}")
+    return problems
+
+
+def test_secret_checker_catches_literals() -> None:
+    bad = {
+        "services": {
+            "a": {"environment": {"POSTGRES_PASSWORD": "hunter2"}},
+            "b": {"environment": ["AIRFLOW__API_AUTH__JWT_SECRET=abc"]},
+            "c": {
+                "command": ["mlflow", "server", "--backend-store-uri", "postgresql://mlflow:s3cr3t@pg/mlflow"]
+            },
+            "d": {"command": "redis-server --requirepass s3cr3tvalue"},
+            "e": {"healthcheck": {"test": ["CMD-SHELL", "redis-cli -a x && REDIS_PASSWORD=abcdef ping"]}},
+        }
+    }
+    assert {p.split(":", 1)[0] for p in find_literal_secrets(bad)} == {"a", "b", "c", "d", "e"}
+    fine = {
+        "services": {
+            "r": {
+                "command": ["sh", "-c", "requirepass $${REDIS_PASSWORD}"],
+                "environment": {"MLFLOW_DB_USER": "mlflow"},
+            }
+        }
+    }
+    assert find_literal_secrets(fine) == []
+
+
+def test_no_secret_in_compose_file(compose: dict[str, Any]) -> None:
+    assert find_literal_secrets(compose) == []
+    text = COMPOSE_FILE.read_text()
+    # the developer's generated secrets, when present, appear in no committed build file
+    env_files = sorted((REPO / "env").glob("*.env"))
+    build_files = [text, *(p.read_text() for p in DOCKERFILES.values())]
+    for env_file in env_files:
+        for line in env_file.read_text().splitlines():
+            key, _, value = line.partition("=")
+            if SECRET_NAME.search(key) and len(value) >= 8:
+                assert all(value not in f for f in build_files), (
+                    f"{key} of {env_file.name} is in a build file"
+                )
+
+
+def test_secrets_come_from_env_folder(services: dict[str, dict[str, Any]]) -> None:
+    examples = {p.name.removesuffix(".example") for p in (REPO / "env").glob("*.env.example")}
+    for name in ("postgres", "redis", "minio"):
+        env_files = services[name].get("env_file")
+        env_files = [env_files] if isinstance(env_files, str) else env_files
+        assert env_files, f"{name} needs its env_file"
+        for env_file in env_files:
+            assert PurePosixPath(env_file).parent == PurePosixPath("env") and Path(env_file).name in examples
+    # everything else reads env/ itself, mounted read-only; no other service gets env_file entries
+    for name, service in services.items():
+        if name in ("postgres", "redis", "minio") or name.startswith("kafka-"):
+            continue
+        assert "env_file" not in service, name
+        assert f"./env:{HOME_IN_IMAGE}/env:ro" in service["volumes"], f"{name} must mount ./env read-only"
+
+
+# --------------------------------------------------------------------------------------- docker-compose
+def _project_copy(tmp_path: Path) -> Path:
+    """A copy of the project with freshly generated secrets, so the validator finds every env_file."""
+    (tmp_path / "env").mkdir()
+    for example in (REPO / "env").glob("*.env.example"):
+        shutil.copy(example, tmp_path / "env" / example.name)
+    ensure_secrets(tmp_path / "env")
+    shutil.copy(COMPOSE_FILE, tmp_path / COMPOSE_FILE.name)
+    for entry in REPO.iterdir():
+        if entry.name not in {"env", COMPOSE_FILE.name, ".git", ".venv", ".stack", ".env"}:
+            (tmp_path / entry.name).symlink_to(entry)
+    return tmp_path
+
+
+def _docker_compose(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("docker-compose")
+    assert binary
+    clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(project), **env}
+    return subprocess.run(
+        [binary, "--project-directory", str(project), "-f", str(project / COMPOSE_FILE.name), *args],
+        capture_output=True,
+        text=True,
+        env=clean,
+        timeout=120,
+    )
+
+
+needs_compose = pytest.mark.skipif(
+    shutil.which("docker-compose") is None,
+    reason="docker-compose 1.29 (Debian package `docker-compose`) is not installed; the project's bootstrap "
+    "installs it, so CI runs this check",
+)
+
+
+@needs_compose
+def test_docker_compose_config_is_valid(tmp_path: Path) -> None:
+    result = _docker_compose(_project_copy(tmp_path), "config", "-q")
+    assert result.returncode == 0, result.stderr
+    # every variable has a default: compose warns "The X variable is not set" otherwise
+    assert "not set" not in result.stderr, result.stderr
+
+
+def _resolved_host_port(service: Mapping[str, Any]) -> int:
+    """The first published host port in `docker-compose config` output (v1 prints short syntax)."""
+    entry = service["ports"][0]
+    if isinstance(entry, Mapping):
+        return int(entry["published"])
+    return int(str(entry).split("/")[0].split(":")[-2])
+
+
+@needs_compose
+def test_docker_compose_resolves_ports_and_overrides(tmp_path: Path, settings: Settings) -> None:
+    project = _project_copy(tmp_path)
+    default = yaml.safe_load(_docker_compose(project, "config").stdout)["services"]
+    assert _resolved_host_port(default["postgres"]) == settings.stack.ports.postgres
+    assert _resolved_host_port(default["kafka-2"]) == settings.stack.ports.kafka[1]
+    moved = _docker_compose(project, "config", FRAUDOPS_STACK__PORTS__POSTGRES="15432", KAFKA_2_PORT="19093")
+    assert moved.returncode == 0, moved.stderr
+    moved_services = yaml.safe_load(moved.stdout)["services"]
+    assert _resolved_host_port(moved_services["postgres"]) == 15432
+    assert _resolved_host_port(moved_services["kafka-2"]) == 19093
+    # the advertised host listener follows the published port, or host clients would be sent elsewhere
+    assert (
+        "EXTERNAL://localhost:19093" in moved_services["kafka-2"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+    )
+
+
+# ------------------------------------------------------------------------------------------ service set
+def test_services_are_the_native_stack_plus_one_shot_init(services: dict[str, dict[str, Any]]) -> None:
+    assert set(services) == set(SERVICE_NAMES) | ONE_SHOT
+    one_shot = {name for name, s in services.items() if str(s.get("restart")) == "no"}
+    assert one_shot == ONE_SHOT
+    for name in SERVICE_NAMES:
+        assert services[name].get("restart") == "unless-stopped", name
+
+
+def test_profiles(services: dict[str, dict[str, Any]]) -> None:
+    assert services["spark-scorer"]["profiles"] == ["scoring"]
+    assert [n for n, s in services.items() if s.get("profiles")] == ["spark-scorer"]
+
+
+def test_airflow_services_share_the_anchor(compose: dict[str, Any], services: dict[str, Any]) -> None:
+    common = compose["x-airflow-common"]
+    airflow = [n for n in SERVICE_NAMES if n.startswith("airflow-")] + ["flower", *sorted(ONE_SHOT)]
+    for name in airflow:
+        for key in ("image", "build", "user", "environment"):
+            assert services[name][key] == common[key], f"{name}.{key} differs from x-airflow-common"
+
+
+# ------------------------------------------------------------------------------------------------ ports
+def _expected_ports(settings: Settings) -> dict[str, list[tuple[str, int]]]:
+    p = settings.stack.ports
+    expected = {
+        "postgres": [("FRAUDOPS_STACK__PORTS__POSTGRES", p.postgres)],
+        "redis": [("FRAUDOPS_STACK__PORTS__REDIS", p.redis)],
+        "minio": [
+            ("FRAUDOPS_STACK__PORTS__MINIO_API", p.minio_api),
+            ("FRAUDOPS_STACK__PORTS__MINIO_CONSOLE", p.minio_console),
+        ],
+        "mlflow": [("FRAUDOPS_STACK__PORTS__MLFLOW", p.mlflow)],
+        "airflow-apiserver": [("FRAUDOPS_STACK__PORTS__AIRFLOW", p.airflow)],
+        "flower": [("FRAUDOPS_STACK__PORTS__FLOWER", p.flower)],
+        "spark-scorer": [("FRAUDOPS_STACK__PORTS__SPARK_UI", p.spark_ui)],
+    }
+    assert len(p.kafka) == len(KAFKA_NODES)
+    for i, port in enumerate(p.kafka, start=1):
+        expected[f"kafka-{i}"] = [(f"KAFKA_{i}_PORT", port)]
+    return expected
+
+
+def test_host_ports_default_to_configs(services: dict[str, dict[str, Any]], settings: Settings) -> None:
+    expected = _expected_ports(settings)
+    published = {name: _published(s) for name, s in services.items() if s.get("ports")}
+    assert set(published) == set(expected)
+    for name, matches in published.items():
+        got = [(m["var"], int(m["default"])) for m in matches]
+        assert got == expected[name], name
+        # inside the network the service listens where configs/fraudops.yaml says (our containers mount it)
+        assert [int(m["container"]) for m in matches] == [port for _, port in expected[name]], name
+
+
+def test_ports_variables_are_settings_overrides(settings: Settings) -> None:
+    """FRAUDOPS_STACK__PORTS__<KEY> moves a port for compose and for the `fraudops` clients alike."""
+    overrides = {
+        var: str(port + 10000)
+        for ports in _expected_ports(settings).values()
+        for var, port in ports
+        if var.startswith("FRAUDOPS_")
+    }
+    with mock.patch.dict(os.environ, {**_without_fraudops_env(), **overrides}, clear=True):
+        moved = load_settings(REPO).stack.ports
+    assert moved.postgres == settings.stack.ports.postgres + 10000
+    assert moved.minio_console == settings.stack.ports.minio_console + 10000
+    assert moved.spark_ui == settings.stack.ports.spark_ui + 10000
+
+
+# ------------------------------------------------------------------------------------------------ images
+def test_image_tags_are_pinned(services: dict[str, dict[str, Any]], settings: Settings) -> None:
+    for name, service in services.items():
+        image = service.get("image")
+        assert image, f"{name} has no image (a built service needs a tag too)"
+        tag = _image_tag(image)
+        assert tag and tag != "latest" and "${" not in image, f"{name}: image {image!r} is not pinned"
+        if "build" not in service:
+            assert re.search(r"\d", tag), f"{name}: {image!r} is a floating tag"
+    assert services["postgres"]["image"].startswith("postgres:15.")
+    assert services["postgres"]["image"].endswith("-bookworm")
+    assert re.fullmatch(r"redis:7\.0\.\d+-bookworm", services["redis"]["image"])
+    assert re.fullmatch(r"minio/minio:RELEASE\.\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ", services["minio"]["image"])
+    for node in KAFKA_NODES:
+        assert services[node]["image"] == f"apache/kafka:{settings.stack.versions.kafka}"
+
+
+def _from_lines(dockerfile: Path) -> list[str]:
+    return re.findall(r"(?im)^FROM\s+(\S+)", dockerfile.read_text())
+
+
+def test_dockerfile_bases_are_pinned() -> None:
+    python_bases = set()
+    for name, dockerfile in DOCKERFILES.items():
+        bases = _from_lines(dockerfile)
+        assert bases, name
+        for base in bases:
+            assert re.search(r":\d+\.\d+\.\d+", base), f"{name}: base {base} is not pinned to a patch version"
+        python_bases.add(bases[-1])
+    # one Python base for every image, 3.11 on bookworm like the venv
+    assert len(python_bases) == 1
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", python_bases.pop())
+
+
+def test_dockerfile_copy_sources_exist() -> None:
+    for name, dockerfile in DOCKERFILES.items():
+        for line in re.findall(r"(?im)^COPY\s+(?!--from)(.+)$", dockerfile.read_text()):
+            sources = [s for s in line.split() if not s.startswith("--")][:-1]
+            for source in sources:
+                assert (REPO / source).exists(), f"{name}: COPY {source} is not in the repository"
+
+
+def test_build_contexts_keep_secrets_and_stack_out() -> None:
+    ignored = {line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()}
+    assert {".git", ".venv", ".stack", "env/*.env"} <= ignored
+
+
+# ------------------------------------------------------------------------------------ health and ordering
+def test_every_server_has_a_healthcheck(services: dict[str, dict[str, Any]]) -> None:
+    for name in SERVICE_NAMES:
+        check = services[name].get("healthcheck")
+        assert check and check.get("test") and not check.get("disable"), f"{name} has no healthcheck"
+        assert check["test"][0] in ("CMD", "CMD-SHELL"), name
+        # keys docker-compose 1.29 knows (it rejects start_interval)
+        assert set(check) <= {"test", "interval", "timeout", "retries", "start_period"}, name
+    for name in ONE_SHOT:
+        assert "healthcheck" not in services[name], name
+
+
+def test_depends_on_uses_conditions(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        depends = service.get("depends_on", {})
+        assert isinstance(depends, dict), f"{name}: depends_on must name conditions, not a list"
+        for target, rule in depends.items():
+            assert target in services, f"{name} depends on unknown {target}"
+            assert not services[target].get("profiles") or service.get("profiles"), f"{name} -> {target}"
+            wanted = "service_completed_successfully" if target in ONE_SHOT else "service_healthy"
+            assert rule == {"condition": wanted}, f"{name} -> {target}: {rule}"
+
+
+def _requires(services: dict[str, dict[str, Any]], name: str) -> set[str]:
+    """Every service started before `name`, transitively."""
+    seen: set[str] = set()
+    todo = list(services[name].get("depends_on", {}))
+    while todo:
+        target = todo.pop()
+        if target not in seen:
+            seen.add(target)
+            todo.extend(services[target].get("depends_on", {}))
+    return seen
+
+
+def test_start_order(services: dict[str, dict[str, Any]]) -> None:
+    assert _requires(services, "kafka-init") == set(KAFKA_NODES)
+    assert {"postgres-init", "minio-init"} <= _requires(services, "mlflow")
+    assert _requires(services, "airflow-init") == {"postgres", "postgres-init"}
+    for name in SERVICE_NAMES:
+        if name.startswith("airflow-") or name == "flower":
+            assert {"airflow-init", "redis", "postgres"} <= _requires(services, name), name
+    assert {"airflow-apiserver", "mlflow", "kafka-init", "minio-init"} <= _requires(
+        services, "airflow-worker"
+    )
+    assert {"kafka-init", "mlflow", "postgres-init"} <= _requires(services, "spark-scorer")
+
+
+# ----------------------------------------------------------------------------------------- our commands
+def _cli_command_exists(args: list[str]) -> bool:
+    group: Any = cli_main
+    for word in args:
+        if not hasattr(group, "commands"):
+            return True
+        if word not in group.commands:
+            return False
+        group = group.commands[word]
+    return not hasattr(group, "commands")
+
+
+def test_init_services_call_existing_cli_commands(services: dict[str, dict[str, Any]]) -> None:
+    expected = {
+        "postgres-init": ["fraudops", "stack", "init-db"],
+        "minio-init": ["fraudops", "stack", "init-buckets"],
+        "kafka-init": ["fraudops", "kafka", "create-topics"],
+        "airflow-init": ["db", "migrate"],
+    }
+    for name, command in expected.items():
+        assert _command(services[name]) == command, name
+        if command[0] == "fraudops":
+            assert _cli_command_exists(command[1:]), f"`{' '.join(command)}` is not a fraudops command"
+    assert _cli_command_exists(["stack", "airflow-env"])
+    entrypoint = (REPO / "docker" / "airflow" / "entrypoint.sh").read_text()
+    assert '"$(fraudops stack airflow-env)"' in entrypoint and 'exec airflow "$@"' in entrypoint
+
+
+def test_airflow_commands(services: dict[str, dict[str, Any]]) -> None:
+    assert _command(services["airflow-apiserver"]) == ["api-server"]
+    assert _command(services["airflow-scheduler"]) == ["scheduler"]
+    assert _command(services["airflow-dag-processor"]) == ["dag-processor"]
+    assert _command(services["airflow-triggerer"]) == ["triggerer"]
+    assert _command(services["airflow-worker"]) == ["celery", "worker"]
+    assert _command(services["flower"]) == ["celery", "flower"]
+
+
+def _settings_in_container(service: Mapping[str, Any]) -> Settings:
+    """The settings our code sees inside a container: configs/fraudops.yaml plus the service's FRAUDOPS_*."""
+    env = {k: v for k, v in _env(service).items() if k.startswith("FRAUDOPS_") and k != "FRAUDOPS_HOME"}
+    raw = yaml.safe_load((REPO / CONFIG_FILE).read_text())
+    with mock.patch.dict(os.environ, {**_without_fraudops_env(), **env}, clear=True):
+        return Settings(project_root=Path(_env(service)["FRAUDOPS_HOME"]), **raw)
+
+
+def test_containers_reach_services_by_name(services: dict[str, dict[str, Any]], settings: Settings) -> None:
+    for name in ("airflow-worker", "kafka-init", "spark-scorer"):
+        inside = _settings_in_container(services[name])
+        assert inside.project_root == Path(HOME_IN_IMAGE)
+        assert inside.stack.host == "0.0.0.0"
+        for host in ("postgres", "redis", "minio", "mlflow"):
+            assert inside.host_of(host) == host and host in services
+        assert inside.host_of("airflow") == "airflow-apiserver"
+        brokers = inside.kafka_bootstrap_servers.split(",")
+        assert brokers == [f"{node}:{INTERNAL_KAFKA_PORT}" for node in KAFKA_NODES]
+    inside = _settings_in_container(services["airflow-worker"])
+    assert inside.mlflow_tracking_uri == f"http://mlflow:{settings.stack.ports.mlflow}"
+    assert inside.s3_endpoint_url == _env(services["mlflow"])["MLFLOW_S3_ENDPOINT_URL"]
+
+
+def test_airflow_configuration_fits_the_containers(
+    services: dict[str, dict[str, Any]], settings: Settings
+) -> None:
+    inside = _settings_in_container(services["airflow-apiserver"])
+    fake = {
+        k: "x"
+        for k in (
+            "REDIS_PASSWORD",
+            "AIRFLOW_DB_PASSWORD",
+            "AIRFLOW__CORE__FERNET_KEY",
+            "FLOWER_PASSWORD",
+            "AIRFLOW__API__SECRET_KEY",
+            "AIRFLOW__API_AUTH__JWT_SECRET",
+        )
+    }
+    env = airflow_environment(inside, fake)
+    api_port = settings.stack.ports.airflow
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == f"http://airflow-apiserver:{api_port}/execution/"
+    assert env["AIRFLOW__API__HOST"] == "0.0.0.0" and env["AIRFLOW__CELERY__FLOWER_HOST"] == "0.0.0.0"
+    assert (
+        "@redis:" in env["AIRFLOW__CELERY__BROKER_URL"]
+        and "@postgres:" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    )
+    assert env["AIRFLOW__CORE__DAGS_FOLDER"] == str(HOME_IN_IMAGE / "dags")
+    # AIRFLOW_HOME (logs, password file) lives on the volume every Airflow container shares
+    home = str(airflow_home(inside))
+    for name in [n for n in SERVICE_NAMES if n.startswith("airflow-")] + ["flower"]:
+        mounts = {v.split(":")[1]: v.split(":")[0] for v in services[name]["volumes"]}
+        assert mounts.get(home) == "airflow-data", f"{name} does not mount airflow-data at {home}"
+    # the healthchecks reach the ports the servers bind
+    assert f"localhost:{api_port}/" in " ".join(services["airflow-apiserver"]["healthcheck"]["test"])
+    assert f"localhost:{settings.stack.ports.flower}/" in " ".join(services["flower"]["healthcheck"]["test"])
+
+
+# ------------------------------------------------------------------------------------------------- Kafka
+def _kafka_properties(service: Mapping[str, Any]) -> dict[str, str]:
+    """The apache/kafka image's env-to-property rule: KAFKA_A_B -> a.b, __ -> _, ___ -> -."""
+    props = {}
+    for key, value in _env(service).items():
+        if key.startswith("KAFKA_") and key not in ("KAFKA_HEAP_OPTS", "KAFKA_OPTS"):
+            name = key.removeprefix("KAFKA_").lower().replace("___", "-").replace("__", "\0")
+            props[name.replace("_", ".").replace("\0", "_")] = value
+    return props
+
+
+def test_kafka_durability_matches_native(services: dict[str, dict[str, Any]], settings: Settings) -> None:
+    controller = settings.stack.ports.kafka_controller
+    voters = ",".join(f"{i}@kafka-{i}:{port}" for i, port in enumerate(controller, start=1))
+    cluster_ids = set()
+    for i, node in enumerate(KAFKA_NODES, start=1):
+        service = services[node]
+        props = _kafka_properties(service)
+        for key, value in DURABILITY.items():
+            assert props.get(key) == value, f"{node}: {key}={props.get(key)}, native stack has {value}"
+        assert props["node.id"] == str(i)
+        assert props["process.roles"] == "broker,controller"
+        assert props["controller.quorum.voters"] == voters
+        assert props["listeners"] == (
+            f"INTERNAL://:{INTERNAL_KAFKA_PORT},EXTERNAL://:{settings.stack.ports.kafka[i - 1]},"
+            f"CONTROLLER://:{controller[i - 1]}"
+        )
+        (match,) = _published(service)
+        assert props["advertised.listeners"] == (
+            f"INTERNAL://{node}:{INTERNAL_KAFKA_PORT},EXTERNAL://localhost:${{{match['var']}:-{match['default']}}}"
+        )
+        assert f"-Xmx{settings.stack.memory.kafka_heap}" in _env(service)["KAFKA_HEAP_OPTS"].split()
+        assert service.get("hostname") == node
+        assert any(v.endswith(":/var/lib/kafka/data") for v in service["volumes"])
+        assert props["log.dirs"] == "/var/lib/kafka/data"
+        cluster_ids.add(_env(service)["CLUSTER_ID"])
+    assert len(cluster_ids) == 1
+
+
+def test_kafka_init_creates_topics_from_the_spec(
+    services: dict[str, dict[str, Any]], settings: Settings
+) -> None:
+    spec_in_image = HOME_IN_IMAGE / settings.kafka.topics_file.as_posix()
+    assert (
+        f"./{settings.kafka.topics_file.as_posix()}:{spec_in_image}:ro" in services["kafka-init"]["volumes"]
+    )
+    specs = load_topic_specs(settings.path(settings.kafka.topics_file))
+    assert {s.name for s in specs} == TOPICS
+    for spec in specs:
+        assert spec.replication_factor == 3 and spec.config.get("min.insync.replicas") == "2", spec.name
+
+
+# --------------------------------------------------------------------------------------- MLflow, MinIO
+def test_mlflow_server(services: dict[str, dict[str, Any]], settings: Settings) -> None:
+    mlflow = services["mlflow"]
+    command, env = _command(mlflow), _env(mlflow)
+    assert (
+        command[command.index("--artifacts-destination") + 1]
+        == f"s3://{settings.minio.buckets.mlflow_artifacts}"
+    )
+    assert "--serve-artifacts" in command and "--default-artifact-root" not in command
+    assert command[command.index("--workers") + 1] == str(settings.mlflow.workers)
+    assert command[command.index("--port") + 1] == str(settings.stack.ports.mlflow)
+    allowed = command[command.index("--allowed-hosts") + 1].split(",")
+    assert {"mlflow", f"mlflow:{settings.stack.ports.mlflow}", "localhost:*", "127.0.0.1:*"} <= set(allowed)
+    assert env["MLFLOW_DB_NAME"] == settings.postgres.databases["mlflow"]
+    assert env["MLFLOW_DB_HOST"] == "postgres" and env["MLFLOW_DB_PORT"] == str(settings.stack.ports.postgres)
+    assert env["MLFLOW_S3_ENDPOINT_URL"] == f"http://minio:{settings.stack.ports.minio_api}"
+    assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    entrypoint = (REPO / "mlflow" / "entrypoint.sh").read_text()
+    for key in ("MLFLOW_DB_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "POSTGRES_PASSWORD"):
+        assert (key in entrypoint) == (key != "POSTGRES_PASSWORD"), key
+
+
+def test_mlflow_image_versions_equal_the_lock() -> None:
+    lock = _lock_versions()
+    pins = dict(re.findall(r"\b(mlflow|psycopg2-binary|boto3)==(\S+)", DOCKERFILES["mlflow"].read_text()))
+    assert set(pins) == {"mlflow", "psycopg2-binary", "boto3"}
+    for package, version in pins.items():
+        assert lock[package] == version, (
+            f"mlflow/Dockerfile pins {package}=={version}, lock has {lock[package]}"
+        )
+
+
+def test_no_package_shadowing_folders() -> None:
+    # mlflow/ and kafka/ sit at the project root: an __init__.py would shadow the real packages
+    assert not (REPO / "mlflow" / "__init__.py").exists()
+    assert not (REPO / "kafka" / "__init__.py").exists()
+
+
+# ----------------------------------------------------------------------------------- versions everywhere
+def _pom_property(pom: Path, name: str) -> str:
+    ns = {"m": "http://maven.apache.org/POM/4.0.0"}
+    node = ET.parse(pom).getroot().find(f"m:properties/m:{name}", ns)
+    assert node is not None and node.text, f"{pom} has no {name}"
+    return node.text.strip()
+
+
+def test_versions_agree(settings: Settings) -> None:
+    versions = settings.stack.versions
+    assert _pom_property(REPO / "kafka" / "pom.xml", "kafka.version") == versions.kafka
+    assert _pom_property(REPO / "spark-jobs" / "pom.xml", "spark.version") == versions.spark
+    assert _lock_versions()["pyspark"] == versions.spark
+
+
+def test_spark_image() -> None:
+    text = DOCKERFILES["spark-scorer"].read_text()
+    assert "openjdk-17-jre-headless" in text
+    assert "COPY spark-jobs/pom.xml" in text and "copy-dependencies" in text
+    assert "pip install -r /tmp/requirements.lock" in text and "pip install --no-deps" in text
+
+
+def test_airflow_image() -> None:
+    text = DOCKERFILES["airflow"].read_text()
+    assert "pip install -r /tmp/requirements.lock" in text and "pip install --no-deps" in text
+    for source in ("configs", "kafka/topics.yaml", "dags", "plugins"):
+        assert re.search(rf"(?m)^COPY {re.escape(source)} ", text), f"the Airflow image lacks {source}"
+    assert re.search(r'(?m)^ENTRYPOINT \["/entrypoint"\]', text)
+    entrypoint = REPO / "docker" / "airflow" / "entrypoint.sh"
+    assert os.access(entrypoint, os.X_OK)
+
+
+def test_named_volumes(compose: dict[str, Any], services: dict[str, dict[str, Any]]) -> None:
+    declared = set(compose.get("volumes") or {})
+    used = set()
+    for service in services.values():
+        for volume in service.get("volumes", []):
+            source = str(volume).split(":", 1)[0]
+            if not source.startswith((".", "/")):
+                used.add(source)
+    assert used == declared
+    for name in ("postgres", "redis", "minio", *KAFKA_NODES):
+        assert any(not str(v).startswith((".", "/")) for v in services[name]["volumes"]), name
