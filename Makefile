@@ -71,7 +71,11 @@ format: ## ruff fix and format
 	$(VENV)/bin/ruff format src tests dags plugins scripts spark-jobs
 
 .PHONY: bench
-bench: bench-model ## all benchmarks (figures go to BENCHMARKS.md)
+bench: bench-stack bench-model ## all benchmarks (figures go to BENCHMARKS.md)
+
+.PHONY: bench-stack
+bench-stack: bootstrap ## native stack: warm start time and resident memory
+	$(PY) scripts/bench_stack.py
 
 .PHONY: bench-model
 bench-model: bootstrap ## model core: generation, features, training, scoring speed

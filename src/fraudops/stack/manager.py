@@ -34,6 +34,7 @@ class ServiceStatus:
     pid: int | None
     health: Health
     url: str
+    memory_mib: float = 0.0
 
 
 class Stack:
@@ -165,7 +166,8 @@ class Stack:
         def check(service: ServiceDef) -> ServiceStatus:
             pid = process.running_pid(self.layout, service.name)
             result = service.probe() if pid else Health(False, "not running")
-            return ServiceStatus(service.name, pid, result, service.url)
+            memory = process.group_memory_mib(pid) if pid else 0.0
+            return ServiceStatus(service.name, pid, result, service.url, memory)
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             return list(pool.map(check, services.values()))
@@ -210,9 +212,11 @@ def format_urls(settings: Settings) -> str:
 
 def format_status(rows: list[ServiceStatus]) -> str:
     width = max(len(r.name) for r in rows)
-    lines = [f"{'SERVICE':<{width}}  {'PID':>7}  {'HEALTH':<9}  URL / DETAIL"]
+    lines = [f"{'SERVICE':<{width}}  {'PID':>7}  {'HEALTH':<9}  {'MEM MiB':>7}  URL / DETAIL"]
     for r in rows:
         state = "healthy" if r.health.ok else "DOWN" if r.pid is None else "unhealthy"
         detail = r.url if r.health.ok else f"{r.url}  [{r.health.detail}]"
-        lines.append(f"{r.name:<{width}}  {r.pid or '-':>7}  {state:<9}  {detail}")
+        lines.append(f"{r.name:<{width}}  {r.pid or '-':>7}  {state:<9}  {r.memory_mib:>7.0f}  {detail}")
+    total = sum(r.memory_mib for r in rows)
+    lines.append(f"{'total':<{width}}  {'':>7}  {'':<9}  {total:>7.0f}  (PSS: shared pages counted once)")
     return "\n".join(lines)

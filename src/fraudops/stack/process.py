@@ -104,7 +104,8 @@ def stop(layout: StackLayout, name: str, sig: int = signal.SIGTERM, timeout: flo
     return True
 
 
-def _group_alive(pgid: int) -> bool:
+def _group_members(pgid: int) -> list[int]:
+    members = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -114,5 +115,22 @@ def _group_alive(pgid: int) -> bool:
             continue
         # fields[0] is the state, fields[2] the process group
         if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+            members.append(int(entry.name))
+    return members
+
+
+def _group_alive(pgid: int) -> bool:
+    return bool(_group_members(pgid))
+
+
+def group_memory_mib(pgid: int) -> float:
+    """Proportional set size (PSS) of a process group: shared pages counted once across the stack."""
+    total_kib = 0
+    for pid in _group_members(pgid):
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total_kib += int(line.split()[1])
+        except (OSError, ValueError):
+            continue
+    return total_kib / 1024
