@@ -8,6 +8,14 @@ from __future__ import annotations
 
 import click
 
+from fraudops.commands.model import (
+    build_features_command,
+    evaluate_command,
+    import_transactions_command,
+    simulate_command,
+    simulate_stream_command,
+    train_command,
+)
 from fraudops.stack.cli import kafka_group, stack_group
 
 
@@ -18,3 +26,9 @@ def main() -> None:
 
 main.add_command(stack_group)
 main.add_command(kafka_group)
+main.add_command(simulate_command)
+main.add_command(simulate_stream_command)
+main.add_command(import_transactions_command)
+main.add_command(build_features_command)
+main.add_command(train_command)
+main.add_command(evaluate_command)

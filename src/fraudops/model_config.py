@@ -53,7 +53,9 @@ class Thresholds(_Strict):
     @model_validator(mode="after")
     def _ordered(self) -> Thresholds:
         if self.review >= self.block:
-            raise ValueError(f"thresholds.review ({self.review}) must be below thresholds.block ({self.block})")
+            raise ValueError(
+                f"thresholds.review ({self.review}) must be below thresholds.block ({self.block})"
+            )
         return self
 
 

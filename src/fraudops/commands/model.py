@@ -1,0 +1,308 @@
+"""Model-core commands: simulate, import, build features, train, evaluate.
+
+Each command is a thin shell over a plain function of the package (the DAG calls the same functions);
+heavy libraries are imported inside the commands so ``fraudops --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from fraudops.settings import Settings
+
+DEFAULT_TRANSACTIONS = Path("data") / "transactions.parquet"
+DEFAULT_FEATURES = Path("data") / "features.parquet"
+
+
+def _settings() -> Settings:
+    from fraudops.settings import load_settings
+
+    return load_settings()
+
+
+def _echo_json(payload: Any) -> None:
+    click.echo(json.dumps(payload, indent=2, default=str))
+
+
+def _fraud_dsn(settings: Settings, dsn: str | None) -> str:
+    if dsn:
+        return dsn
+    from fraudops.fraud_db import fraud_dsn
+    from fraudops.secrets import load_secrets
+
+    return fraud_dsn(settings, load_secrets(settings.env_dir))
+
+
+def _read_features(path: Path) -> pd.DataFrame:
+    """A features Parquet file, or a transactions file whose features are built on the fly."""
+    from fraudops.features import FEATURE_NAMES, build_features
+    from fraudops.schema import read_parquet
+
+    frame = read_parquet(path)
+    if all(name in frame.columns for name in FEATURE_NAMES):
+        return frame
+    return build_features(frame)
+
+
+@click.command("simulate")
+@click.option(
+    "--out", type=click.Path(path_type=Path), help=f"Parquet file [default: {DEFAULT_TRANSACTIONS}]"
+)
+@click.option(
+    "--postgres", is_flag=True, help="Also write transactions_raw and fraud_labels in the fraud db."
+)
+@click.option("--dsn", help="Postgres DSN [default: the stack's fraud database].")
+@click.option("--customers", type=int, help="Number of customers [default: simulator.n_customers].")
+@click.option("--terminals", type=int, help="Number of terminals [default: simulator.n_terminals].")
+@click.option("--days", type=int, help="Number of days [default: simulator.n_days].")
+@click.option("--start", "start_date", type=click.DateTime(["%Y-%m-%d"]), help="First day of the world.")
+@click.option("--seed", type=int, help="Random seed [default: simulator.seed].")
+@click.option("--label-delay-days", type=float, help="Delay of fraud_labels [default: the features' 7 days].")
+def simulate_command(
+    out: Path | None,
+    postgres: bool,
+    dsn: str | None,
+    customers: int | None,
+    terminals: int | None,
+    days: int | None,
+    start_date: datetime | None,
+    seed: int | None,
+    label_delay_days: float | None,
+) -> None:
+    """Generate simulated transactions with fraud labels (to Parquet and/or Postgres)."""
+    import time
+
+    from fraudops.model_config import SimulatorSettings
+
+    settings = _settings()
+    overrides = {
+        "n_customers": customers,
+        "n_terminals": terminals,
+        "n_days": days,
+        "start_date": start_date.date() if start_date else None,
+        "seed": seed,
+    }
+    world = SimulatorSettings.model_validate(
+        {**settings.simulator.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
+    )
+    started = time.perf_counter()
+    if postgres:
+        from tqdm.auto import tqdm
+
+        from fraudops import fraud_db
+        from fraudops.labels import DEFAULT_DELAY, label_records
+        from fraudops.simulator import iter_day_frames
+
+        delay = DEFAULT_DELAY if label_delay_days is None else timedelta(days=label_delay_days)
+        target = _fraud_dsn(settings, dsn)
+        fraud_db.create_tables(target)
+        frames = []
+        new_tx = new_labels = 0
+        for frame in tqdm(iter_day_frames(world, days_per_frame=7), desc="to postgres", unit="week"):
+            new_tx += fraud_db.write_transactions(target, frame)
+            new_labels += fraud_db.write_labels(target, label_records(frame, delay))
+            if out is not None:
+                frames.append(frame)
+        click.echo(f"postgres: {new_tx:,} new transactions, {new_labels:,} new labels")
+        if out is not None:
+            import pandas as pd
+
+            from fraudops.simulator import write_parquet
+
+            write_parquet(pd.concat(frames, ignore_index=True), str(settings.path(out)))
+    else:
+        from fraudops.simulator import simulate, write_parquet
+
+        frame = simulate(world, progress=True)
+        path = write_parquet(frame, str(settings.path(out or DEFAULT_TRANSACTIONS)))
+        click.echo(f"{len(frame):,} transactions, {frame['tx_fraud'].mean():.3%} fraud -> {path}")
+    click.echo(f"done in {time.perf_counter() - started:.1f} s")
+
+
+@click.command("simulate-stream")
+@click.option("--start", type=click.DateTime(), required=True, help="Continue the world from this time.")
+@click.option("--limit", type=int, default=100, show_default=True, help="Events to emit (0 = endless).")
+@click.option("--rate", type=float, help="Events per second [default: as fast as possible].")
+@click.option(
+    "--clock", type=click.Choice(["simulated", "wallclock"]), default="simulated", show_default=True
+)
+def simulate_stream_command(start: datetime, limit: int, rate: float | None, clock: str) -> None:
+    """Print simulated transaction events as JSON lines (what the Kafka producer publishes)."""
+    import itertools
+
+    from fraudops.schema import event_to_json
+    from fraudops.simulator import paced, stream_transactions
+
+    settings = _settings()
+    items = stream_transactions(settings.simulator, start, clock=clock)  # type: ignore[arg-type]
+    if limit:
+        items = itertools.islice(items, limit)
+    if rate:
+        items = paced(items, rate)
+    for item in items:
+        sys.stdout.write(event_to_json(item.event) + "\n")
+    sys.stdout.flush()
+
+
+@click.command("import-transactions")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_TRANSACTIONS, show_default=True)
+@click.option("--map", "mappings", multiple=True, metavar="SOURCE=FIELD", help="Rename a column; repeatable.")
+@click.option(
+    "--format", "file_format", type=click.Choice(["csv", "parquet"]), help="[default: by extension]"
+)
+def import_transactions_command(
+    source: Path, out: Path, mappings: tuple[str, ...], file_format: str | None
+) -> None:
+    """Load outside transactions (CSV/Parquet) into the schema's Parquet layout."""
+    from fraudops.importer import import_transactions
+    from fraudops.simulator import write_parquet
+
+    mapping = {}
+    for item in mappings:
+        src, sep, field = item.partition("=")
+        if not sep or not src or not field:
+            raise click.BadParameter(f"expected SOURCE=FIELD, got {item!r}", param_hint="--map")
+        mapping[src] = field
+    try:
+        frame = import_transactions(source, mapping, file_format=file_format)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from err
+    path = write_parquet(frame, str(_settings().path(out)))
+    labels = f", {frame['tx_fraud'].mean():.3%} fraud" if "tx_fraud" in frame.columns else ", no labels"
+    click.echo(f"{len(frame):,} transactions{labels} -> {path}")
+
+
+@click.command("build-features")
+@click.option(
+    "--transactions", type=click.Path(path_type=Path), default=DEFAULT_TRANSACTIONS, show_default=True
+)
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_FEATURES, show_default=True)
+def build_features_command(transactions: Path, out: Path) -> None:
+    """Compute the point-in-time features of a transactions Parquet file."""
+    import time
+
+    from fraudops.features import build_features
+    from fraudops.schema import read_parquet
+    from fraudops.simulator import write_parquet
+
+    settings = _settings()
+    frame = read_parquet(settings.path(transactions))
+    started = time.perf_counter()
+    features = build_features(frame)
+    elapsed = time.perf_counter() - started
+    path = write_parquet(features, str(settings.path(out)))
+    click.echo(f"{len(features):,} rows x {features.shape[1]} columns in {elapsed:.1f} s -> {path}")
+
+
+@click.command("train")
+@click.option("--family", type=click.Choice(["xgboost", "catboost", "all"]), help="[default: model.family]")
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_FEATURES,
+    show_default=True,
+    help="Features (or transactions) Parquet file.",
+)
+@click.option("--snapshot", help="Data snapshot reference recorded with the run [default: the --data path].")
+@click.option("--tracking-uri", help="MLflow tracking URI [default: the stack's server].")
+@click.option("--search/--no-search", default=None, help="Small hyperparameter search [default: config].")
+@click.option("--register/--no-register", default=True, show_default=True)
+def train_command(
+    family: str | None,
+    data: Path,
+    snapshot: str | None,
+    tracking_uri: str | None,
+    search: bool | None,
+    register: bool,
+) -> None:
+    """Train, evaluate out of time, log to MLflow and register a version of the model."""
+    from fraudops.model_config import FAMILIES
+    from fraudops.train import train_model
+
+    settings = _settings()
+    path = settings.path(data)
+    features = _read_features(path)
+    training = settings.training
+    if search is not None:
+        training = training.model_copy(
+            update={"search": training.search.model_copy(update={"enabled": search})}
+        )
+    families = FAMILIES if family == "all" else (family or settings.model.family,)
+    summary = []
+    for fam in families:
+        result = train_model(
+            features,
+            model_settings=settings.model,
+            training=training,
+            tracking_uri=tracking_uri or settings.mlflow_tracking_uri,
+            model_name=settings.mlflow.model_name,
+            family=fam,  # type: ignore[arg-type]
+            data_snapshot=snapshot or str(path),
+            register=register,
+        )
+        summary.append(
+            {
+                "family": result.family,
+                "run_id": result.run_id,
+                "model_version": result.model_version,
+                "model_uri": result.model_uri,
+                "metrics": {k: round(v, 5) for k, v in result.metrics.items()},
+            }
+        )
+    _echo_json(summary)
+
+
+@click.command("evaluate")
+@click.option(
+    "--model-uri", required=True, help="e.g. models:/fraud-detector@champion or models:/fraud-detector/3"
+)
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_FEATURES,
+    show_default=True,
+    help="Features (or transactions) Parquet file.",
+)
+@click.option("--test-days", type=int, help="Out-of-time window length [default: training.split.test_days].")
+@click.option(
+    "--end", type=click.DateTime(["%Y-%m-%d"]), help="End of the window [default: end of the data]."
+)
+@click.option("--tracking-uri", help="MLflow tracking URI [default: the stack's server].")
+def evaluate_command(
+    model_uri: str, data: Path, test_days: int | None, end: datetime | None, tracking_uri: str | None
+) -> None:
+    """Evaluate a logged or registered model on an out-of-time window (prints the metrics)."""
+    import pandas as pd
+
+    from fraudops.evaluation import evaluate
+    from fraudops.model_families import load_model
+    from fraudops.tracking import use_tracking_uri
+
+    settings = _settings()
+    use_tracking_uri(tracking_uri or settings.mlflow_tracking_uri)
+    features = _read_features(settings.path(data))
+    window_end = pd.Timestamp(end) if end else features["tx_datetime"].max().floor("D") + pd.Timedelta(days=1)
+    window_start = window_end - pd.Timedelta(days=test_days or settings.training.split.test_days)
+    test = features[(features["tx_datetime"] >= window_start) & (features["tx_datetime"] < window_end)]
+    if test.empty:
+        raise click.ClickException(f"no transactions in {window_start.date()}..{window_end.date()}")
+    result = evaluate(
+        load_model(model_uri), test, settings.model.thresholds, latency_rows=settings.training.latency_rows
+    )
+    _echo_json(
+        {
+            "model_uri": model_uri,
+            "window": f"{window_start.date()}..{window_end.date()}",
+            "metrics": {k: round(v, 5) for k, v in result.metrics.items()},
+        }
+    )

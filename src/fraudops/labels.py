@@ -1,0 +1,77 @@
+"""The delayed label feed: ground truth becomes known a delay after the transaction (chargebacks,
+investigations). Batch code turns a labelled transactions frame into the label records with the time
+each becomes available; the stream side holds labels back until their time has come.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pandas as pd
+
+from fraudops.features import LABEL_DELAY_DAYS
+
+DEFAULT_DELAY = timedelta(days=LABEL_DELAY_DAYS)
+LABEL_RECORD_COLUMNS: tuple[str, ...] = ("transaction_id", "tx_fraud", "tx_fraud_scenario", "available_at")
+
+
+def label_records(transactions: pd.DataFrame, delay: timedelta = DEFAULT_DELAY) -> pd.DataFrame:
+    """One label per transaction with ``available_at = tx_datetime + delay`` (the ``fraud_labels`` rows)."""
+    return pd.DataFrame(
+        {
+            "transaction_id": transactions["transaction_id"],
+            "tx_fraud": transactions["tx_fraud"].astype("int8"),
+            "tx_fraud_scenario": transactions["tx_fraud_scenario"].astype("int8"),
+            "available_at": transactions["tx_datetime"] + pd.Timedelta(delay),
+        }
+    )
+
+
+def labels_known_at(labels: pd.DataFrame, cutoff: datetime | pd.Timestamp) -> pd.DataFrame:
+    """The labels published by ``cutoff`` (what a training run at ``cutoff`` may use)."""
+    return labels.loc[labels["available_at"] <= pd.Timestamp(cutoff)]
+
+
+@dataclass(frozen=True)
+class Label:
+    transaction_id: str
+    tx_fraud: int
+    tx_fraud_scenario: int
+    available_at: datetime
+
+    def as_record(self) -> dict[str, object]:
+        return {
+            "transaction_id": self.transaction_id,
+            "tx_fraud": self.tx_fraud,
+            "tx_fraud_scenario": self.tx_fraud_scenario,
+            "available_at": self.available_at,
+        }
+
+
+class DelayedLabelFeed:
+    """Holds the labels of streamed transactions until ``delay`` after their event time.
+
+    Event times arrive in order (simulated or wall-clock), so a FIFO queue is enough: the oldest label is
+    always the next one due.
+    """
+
+    def __init__(self, delay: timedelta = DEFAULT_DELAY) -> None:
+        self.delay = delay
+        self._pending: deque[Label] = deque()
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def push(self, transaction_id: str, event_time: datetime, tx_fraud: int, tx_fraud_scenario: int) -> None:
+        if self._pending and event_time + self.delay < self._pending[-1].available_at:
+            raise ValueError(f"event time {event_time} is older than the previous one: feed must be in order")
+        self._pending.append(Label(transaction_id, tx_fraud, tx_fraud_scenario, event_time + self.delay))
+
+    def due(self, now: datetime) -> list[Label]:
+        """Remove and return every label whose time has come by ``now``."""
+        out: list[Label] = []
+        while self._pending and self._pending[0].available_at <= now:
+            out.append(self._pending.popleft())
+        return out

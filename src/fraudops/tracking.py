@@ -1,0 +1,184 @@
+"""MLflow glue: where runs go, evaluation plots, model logging and registration.
+
+Works with any tracking URI: the stack's server (``http://...``, artifacts proxied to MinIO, so this
+client holds no S3 keys) or a local store (``sqlite:///...``, used by the unit tests; a file store has no
+model registry).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fraudops.features import FEATURE_NAMES
+from fraudops.model_config import Thresholds
+
+log = logging.getLogger(__name__)
+
+
+def use_tracking_uri(uri: str) -> None:
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+
+
+def experiment_id(name: str, artifact_location: str | None = None) -> str:
+    """The experiment's id, creating it when missing (``artifact_location`` only applies on creation;
+    leave it unset against the server, whose proxied artifact root is the right default)."""
+    import mlflow
+
+    existing = mlflow.get_experiment_by_name(name)
+    if existing is not None:
+        if existing.lifecycle_stage == "deleted":
+            # a deleted experiment keeps its name reserved; bring it back rather than fail every run
+            mlflow.MlflowClient().restore_experiment(existing.experiment_id)
+        return existing.experiment_id
+    return mlflow.create_experiment(name, artifact_location=artifact_location)
+
+
+# -- plots ---------------------------------------------------------------------------------------------
+
+
+def _figure(width: float = 6.0, height: float = 4.5, ncols: int = 1) -> tuple[Any, Any]:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers and workers
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(1, ncols, figsize=(width, height))
+
+
+def evaluation_figures(
+    y: np.ndarray, scores: np.ndarray, thresholds: Thresholds, importance: Mapping[str, float]
+) -> dict[str, Any]:
+    """artifact file name -> matplotlib figure."""
+    from sklearn.metrics import (
+        average_precision_score,
+        confusion_matrix,
+        precision_recall_curve,
+        roc_auc_score,
+        roc_curve,
+    )
+
+    figures: dict[str, Any] = {}
+    fig, ax = _figure()
+    precision, recall, _ = precision_recall_curve(y, scores)
+    ax.plot(recall, precision, label=f"AP = {average_precision_score(y, scores):.3f}")
+    ax.axhline(y.mean(), color="grey", linestyle=":", label=f"fraud rate = {y.mean():.4f}")
+    ax.set(
+        xlabel="recall",
+        ylabel="precision",
+        title="Precision-recall (test window)",
+        xlim=(0, 1),
+        ylim=(0, 1.02),
+    )
+    ax.legend(loc="upper right")
+    figures["pr_curve.png"] = fig
+
+    fig, ax = _figure()
+    fpr, tpr, _ = roc_curve(y, scores)
+    ax.plot(fpr, tpr, label=f"AUC = {roc_auc_score(y, scores):.3f}")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (test window)")
+    ax.legend(loc="lower right")
+    figures["roc_curve.png"] = fig
+
+    fig, ax = _figure()
+    bins = np.linspace(0, 1, 51)
+    ax.hist(scores[y == 0], bins=bins, alpha=0.6, label="genuine", log=True)
+    ax.hist(scores[y == 1], bins=bins, alpha=0.6, label="fraud", log=True)
+    for name, value in (("review", thresholds.review), ("block", thresholds.block)):
+        ax.axvline(
+            value, color="black", linestyle="--" if name == "review" else "-", label=f"{name} = {value}"
+        )
+    ax.set(xlabel="score", ylabel="transactions (log)", title="Score distribution (test window)")
+    ax.legend()
+    figures["score_distribution.png"] = fig
+
+    fig, ax = _figure(6.5, 5.0)
+    ordered = sorted(importance.items(), key=lambda item: item[1])
+    ax.barh([name for name, _ in ordered], [value for _, value in ordered])
+    ax.set(xlabel="share of total importance", title="Feature importance")
+    fig.tight_layout()
+    figures["feature_importance.png"] = fig
+
+    fig, axes = _figure(9.0, 4.0, ncols=2)
+    for ax, (name, value) in zip(
+        axes, (("REVIEW", thresholds.review), ("BLOCK", thresholds.block)), strict=True
+    ):
+        matrix = confusion_matrix(y, (scores >= value).astype(int), labels=[0, 1])
+        ax.imshow(matrix, cmap="Blues")
+        for (r, c), count in np.ndenumerate(matrix):
+            ax.text(c, r, f"{count:,}", ha="center", va="center")
+        ax.set(
+            xticks=[0, 1],
+            yticks=[0, 1],
+            xticklabels=["pass", "flag"],
+            yticklabels=["genuine", "fraud"],
+            title=f"{name} (score >= {value})",
+        )
+    fig.tight_layout()
+    figures["confusion_matrices.png"] = fig
+    return figures
+
+
+def log_figures(figures: Mapping[str, Any], folder: str = "plots") -> None:
+    import matplotlib.pyplot as plt
+    import mlflow
+
+    for name, fig in figures.items():
+        mlflow.log_figure(fig, f"{folder}/{name}")
+        plt.close(fig)
+
+
+# -- model ---------------------------------------------------------------------------------------------
+
+
+def model_signature(X_example: pd.DataFrame, scores: np.ndarray) -> Any:
+    from mlflow.models import infer_signature
+
+    return infer_signature(X_example, scores)
+
+
+def example_frame(X: np.ndarray, rows: int = 5) -> pd.DataFrame:
+    return pd.DataFrame(X[:rows], columns=list(FEATURE_NAMES))
+
+
+def log_snapshot_inputs(snapshot: str, fingerprint: str, schema: Any) -> None:
+    """Record the data snapshot as the run's training and test input (metadata only: MLflow's pandas
+    dataset would profile the whole frame, ~25 s for the default data set)."""
+    import warnings
+
+    import mlflow
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.exceptions import MlflowException
+
+    with warnings.catch_warnings():
+        # a local path matches several source types; MLflow picks the right one and says so
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            source = resolve_dataset_source(snapshot)
+        except MlflowException:
+            # not a path or URI MLflow knows (e.g. "simulated:default"): the run's tags still carry it
+            log.info(
+                "data snapshot %r is not a dataset source MLflow can resolve; recorded as a tag only",
+                snapshot,
+            )
+            return
+    for context in ("training", "testing"):
+        mlflow.log_input(
+            MetaDataset(source, name=context, digest=fingerprint, schema=schema), context=context
+        )
+
+
+def register(model_uri: str, name: str, tags: Mapping[str, str]) -> Any:
+    """Register ``model_uri`` as a new version of ``name`` with ``tags``; returns the ``ModelVersion``."""
+    import mlflow
+
+    return mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in tags.items()})
