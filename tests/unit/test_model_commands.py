@@ -99,26 +99,3 @@ def test_pipeline_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert evaluated["metrics"]["auc_roc"] == pytest.approx(trained[0]["metrics"]["auc_roc"], abs=1e-5)
     assert evaluated["window"].endswith(str(frame["tx_datetime"].max().date() + pd.Timedelta(days=1)))
 
-
-def test_simulate_to_postgres_writes_events_and_delayed_labels(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The wiring only (no server in this tier): tables created, weekly batches, labels 2 days late."""
-    from fraudops import fraud_db
-
-    calls: dict[str, list] = {"tables": [], "tx": [], "labels": []}
-    monkeypatch.setattr(fraud_db, "create_tables", lambda target: calls["tables"].append(target))
-    monkeypatch.setattr(fraud_db, "write_transactions", lambda target, f: calls["tx"].append(f) or len(f))
-    monkeypatch.setattr(fraud_db, "write_labels", lambda target, f: calls["labels"].append(f) or len(f))
-    out = _ok(CliRunner().invoke(simulate_command, [
-        "--postgres", "--dsn", "postgresql://fraud@db/fraud", "--customers", "50", "--terminals", "100",
-        "--days", "10", "--label-delay-days", "2", "--out", str(tmp_path / "tx.parquet"),
-    ]))  # fmt: skip
-    assert calls["tables"] == ["postgresql://fraud@db/fraud"]
-    assert [f["tx_datetime"].dt.date.nunique() for f in calls["tx"]] == [7, 3]
-    transactions = pd.concat(calls["tx"], ignore_index=True)
-    labels = pd.concat(calls["labels"], ignore_index=True)
-    assert labels["transaction_id"].equals(transactions["transaction_id"])
-    assert ((labels["available_at"] - transactions["tx_datetime"]) == pd.Timedelta(days=2)).all()
-    assert f"{len(transactions):,} new transactions" in out
-    pd.testing.assert_frame_equal(read_parquet(tmp_path / "tx.parquet"), transactions)
