@@ -86,8 +86,10 @@ def test_training_registers_a_version_with_artifacts_in_minio(running_stack) -> 
         run = client.get_run(result.run_id)
         assert run.data.params["data_snapshot"] == "s3://fraud-lake/it/snapshot.parquet"
 
-        pages = s3_client(settings, running_stack.secrets).get_paginator("list_objects_v2").paginate(
-            Bucket=settings.minio.buckets.mlflow_artifacts, Prefix=f"{run.info.experiment_id}/"
+        pages = (
+            s3_client(settings, running_stack.secrets)
+            .get_paginator("list_objects_v2")
+            .paginate(Bucket=settings.minio.buckets.mlflow_artifacts, Prefix=f"{run.info.experiment_id}/")
         )
         keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
         assert any(k.endswith("MLmodel") for k in keys), "model files not in MinIO"

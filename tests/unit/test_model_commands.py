@@ -98,4 +98,3 @@ def test_pipeline_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     # the same model on the same last 7 days scores the same
     assert evaluated["metrics"]["auc_roc"] == pytest.approx(trained[0]["metrics"]["auc_roc"], abs=1e-5)
     assert evaluated["window"].endswith(str(frame["tx_datetime"].max().date() + pd.Timedelta(days=1)))
-
