@@ -26,7 +26,7 @@ class RunningStack:
 def running_stack() -> Iterator[RunningStack]:
     settings = load_settings()
     stack = Stack(settings)
-    was_up = settings.env_dir.joinpath("postgres.env").exists() and all(r.health.ok for r in stack.status())
+    was_up = settings.env_dir.joinpath("postgres.env").exists() and all(r.acceptable for r in stack.status())
     if not was_up:
         stack.up()
     yield RunningStack(settings, load_secrets(settings.env_dir), stack)

@@ -44,7 +44,7 @@ def status() -> None:
 
     rows = Stack(load_settings()).status()
     click.echo(format_status(rows))
-    if not all(r.health.ok for r in rows):
+    if not all(r.acceptable for r in rows):
         sys.exit(1)
 
 

@@ -35,6 +35,11 @@ class ServiceStatus:
     health: Health
     url: str
     memory_mib: float = 0.0
+    optional: bool = False
+
+    @property
+    def acceptable(self) -> bool:
+        return self.health.ok or (self.optional and self.pid is None)
 
 
 class Stack:
@@ -167,7 +172,7 @@ class Stack:
             pid = process.running_pid(self.layout, service.name)
             result = service.probe() if pid else Health(False, "not running")
             memory = process.group_memory_mib(pid) if pid else 0.0
-            return ServiceStatus(service.name, pid, result, service.url, memory)
+            return ServiceStatus(service.name, pid, result, service.url, memory, service.optional)
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             return list(pool.map(check, services.values()))
@@ -214,7 +219,9 @@ def format_status(rows: list[ServiceStatus]) -> str:
     width = max(len(r.name) for r in rows)
     lines = [f"{'SERVICE':<{width}}  {'PID':>7}  {'HEALTH':<9}  {'MEM MiB':>7}  URL / DETAIL"]
     for r in rows:
-        state = "healthy" if r.health.ok else "DOWN" if r.pid is None else "unhealthy"
+        state = (
+            "healthy" if r.health.ok else "off" if r.acceptable else "DOWN" if r.pid is None else "unhealthy"
+        )
         detail = r.url if r.health.ok else f"{r.url}  [{r.health.detail}]"
         lines.append(f"{r.name:<{width}}  {r.pid or '-':>7}  {state:<9}  {r.memory_mib:>7.0f}  {detail}")
     total = sum(r.memory_mib for r in rows)

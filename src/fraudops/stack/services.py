@@ -26,6 +26,8 @@ class ServiceDef:
     url: str
     prepare: Callable[[], None] | None = None
     start_timeout: float = 90.0
+    # not started by `up` (the scorer needs a champion model first); `status` does not fail when it is off
+    optional: bool = False
 
     @property
     def name(self) -> str:
