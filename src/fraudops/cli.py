@@ -16,6 +16,7 @@ from fraudops.commands.model import (
     simulate_stream_command,
     train_command,
 )
+from fraudops.commands.pipeline import bootstrap_command, pipeline_group, promote_command, rollback_command
 from fraudops.stack.cli import kafka_group, stack_group
 
 
@@ -32,3 +33,7 @@ main.add_command(import_transactions_command)
 main.add_command(build_features_command)
 main.add_command(train_command)
 main.add_command(evaluate_command)
+main.add_command(pipeline_group)
+main.add_command(promote_command)
+main.add_command(rollback_command)
+main.add_command(bootstrap_command)

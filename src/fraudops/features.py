@@ -205,3 +205,75 @@ def terminal_risk_table(transactions: pd.DataFrame, as_of: pd.Timestamp | str) -
     table = pd.DataFrame(columns).fillna(0.0).astype(np.float64)
     table.index.name = "terminal_id"
     return table
+
+
+# -- online execution (the streaming scorer) --------------------------------------------------------------
+
+
+def epoch_seconds(times: pd.Series | np.ndarray) -> np.ndarray:
+    """Whole seconds since the epoch at the features' time resolution (what every window compares)."""
+    return _epoch_seconds(times)
+
+
+def windowed_sums(
+    history_entity: np.ndarray,
+    history_seconds: np.ndarray,
+    history_values: dict[str, np.ndarray],
+    query_entity: np.ndarray,
+    query_seconds: np.ndarray,
+    window_s: int,
+    delay_s: int,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """For each query, count and value sums of the history rows of the same entity with time in
+    ``(t - delay - window, t - delay]``: the window of :func:`build_features`, for queries against a
+    separate history (the scorer's state or its terminal table) instead of the frame itself."""
+    history_seconds = np.asarray(history_seconds, dtype=np.int64)
+    query_seconds = np.asarray(query_seconds, dtype=np.int64)
+    n_hist = len(history_seconds)
+    codes, _ = pd.factorize(np.concatenate([np.asarray(history_entity), np.asarray(query_entity)]))
+    h_codes, q_codes = codes[:n_hist].astype(np.int64), codes[n_hist:].astype(np.int64)
+    all_seconds = np.concatenate([history_seconds, query_seconds])
+    base = int(all_seconds.min()) - window_s - delay_s - 1 if len(all_seconds) else 0
+    stride = (int(all_seconds.max()) - base + 1) if len(all_seconds) else 1
+    order = np.lexsort((history_seconds, h_codes))
+    keys = (h_codes * stride + (history_seconds - base))[order]
+    q_keys = q_codes * stride + (query_seconds - base)
+    hi = np.searchsorted(keys, q_keys - delay_s, side="right")
+    lo = np.searchsorted(keys, q_keys - delay_s - window_s, side="right")
+    sums = {
+        name: (p := np.concatenate([[0.0], np.cumsum(np.asarray(v, dtype=np.float64)[order])]))[hi] - p[lo]
+        for name, v in history_values.items()
+    }
+    return (hi - lo).astype(np.float64), sums
+
+
+def online_window_features(
+    entity: Entity,
+    history_entity: np.ndarray,
+    history_seconds: np.ndarray,
+    history_values: dict[str, np.ndarray],
+    query_entity: np.ndarray,
+    query_seconds: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """The :data:`WINDOW_FEATURES` of ``entity`` for each query, from a history holding the amounts
+    (``"amount"``) or the fraud labels (``"fraud"``, NaN = unknown = 0) of the entity's transactions.
+
+    For the customer windows the history must include the queried transactions themselves (the
+    current transaction counts, as in :func:`build_features`)."""
+    values = {k: np.nan_to_num(np.asarray(v, dtype=np.float64)) for k, v in history_values.items()}
+    out: dict[str, np.ndarray] = {}
+    cache: dict[tuple[int, int], tuple[np.ndarray, dict[str, np.ndarray]]] = {}
+    for f in (f for f in WINDOW_FEATURES if f.entity == entity):
+        span = (f.window_days * SECONDS_PER_DAY, f.delay_days * SECONDS_PER_DAY)
+        if span not in cache:
+            cache[span] = windowed_sums(
+                history_entity, history_seconds, values, query_entity, query_seconds, *span
+            )
+        counts, sums = cache[span]
+        if f.statistic == "count":
+            out[f.name] = counts
+        elif f.statistic == "mean_amount":
+            out[f.name] = _ratio(sums["amount"], counts)
+        else:
+            out[f.name] = _ratio(sums["fraud"], counts)
+    return out

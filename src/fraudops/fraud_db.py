@@ -218,3 +218,32 @@ def read_transactions(
     frame = pd.read_csv(buffer, dtype={k: v for k, v in dtypes.items() if k != "tx_datetime"})
     frame["tx_datetime"] = pd.to_datetime(frame["tx_datetime"])
     return frame
+
+
+def read_terminal_history(target: Any, start: datetime, end: datetime) -> pd.DataFrame:
+    """``terminal_id``, ``tx_datetime`` and the published label (``tx_fraud``, NaN when not known) of the
+    transactions with ``start < tx_datetime <= end``: what the scorer's delayed terminal table holds."""
+    query = """
+        SELECT t.terminal_id, t.tx_datetime, l.tx_fraud
+        FROM transactions_raw t LEFT JOIN fraud_labels l ON l.transaction_id = t.transaction_id
+        WHERE t.tx_datetime > %(start)s AND t.tx_datetime <= %(end)s
+    """
+    with connect(target) as conn:
+        with conn.cursor() as cur:
+            sql = cur.mogrify(query, {"start": start, "end": end}).decode()
+            buffer = io.StringIO()
+            cur.copy_expert(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, HEADER true)", buffer)
+        conn.commit()
+    buffer.seek(0)
+    frame = pd.read_csv(buffer, dtype={"terminal_id": "int64", "tx_fraud": "float64"})
+    frame["tx_datetime"] = pd.to_datetime(frame["tx_datetime"])
+    return frame
+
+
+def write_frame(target: Any, table: str, frame: pd.DataFrame) -> int:
+    """Insert the rows of ``frame`` whose ``transaction_id`` is new in ``table`` (the scorer's sinks:
+    ``transactions_raw``, ``transactions_with_score``, ``fraud_alerts``); returns the rows inserted."""
+    if frame.empty:
+        return 0
+    with connect(target) as conn:
+        return _copy_upsert(conn, table, frame)

@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from fraudops.model_config import ModelSettings, SimulatorSettings, TrainingSettings
+from fraudops.pipeline_config import PipelineSettings
+from fraudops.scoring.config import ScorerSettings
 
 CONFIG_FILE = Path("configs") / "fraudops.yaml"
 
@@ -119,6 +121,8 @@ class Settings(BaseSettings):
     simulator: SimulatorSettings = SimulatorSettings()
     model: ModelSettings = ModelSettings()
     training: TrainingSettings = TrainingSettings()
+    pipeline: PipelineSettings = PipelineSettings()
+    scorer: ScorerSettings = ScorerSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -15,6 +15,7 @@ import hashlib
 import itertools
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,6 +130,7 @@ def train_model(
     artifact_location: str | None = None,
     register: bool = True,
     end: pd.Timestamp | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> TrainingResult:
     """Train one family on a features frame (:func:`fraudops.features.build_features`), evaluate it out
     of time, log everything to MLflow and register the model as a new version of ``model_name``."""
@@ -164,6 +166,7 @@ def train_model(
     snapshot_tags = {
         "data.snapshot": data_snapshot or "unrecorded",
         "data.fingerprint": data_fingerprint(features),
+        **(tags or {}),
     }
     with mlflow.start_run(experiment_id=experiment, run_name=f"{family}-{windows.test_start:%Y%m%d}") as run:
         mlflow.set_tags({"family": family, "fraudops.version": __version__, **snapshot_tags})

@@ -96,22 +96,18 @@ def simulate_command(
     )
     started = time.perf_counter()
     if postgres:
-        from tqdm.auto import tqdm
-
-        from fraudops import fraud_db
-        from fraudops.labels import DEFAULT_DELAY, label_records
-        from fraudops.simulator import iter_day_frames
+        from fraudops.history import load_simulated_history
+        from fraudops.labels import DEFAULT_DELAY
 
         delay = DEFAULT_DELAY if label_delay_days is None else timedelta(days=label_delay_days)
-        target = _fraud_dsn(settings, dsn)
-        fraud_db.create_tables(target)
         frames = []
-        new_tx = new_labels = 0
-        for frame in tqdm(iter_day_frames(world, days_per_frame=7), desc="to postgres", unit="week"):
-            new_tx += fraud_db.write_transactions(target, frame)
-            new_labels += fraud_db.write_labels(target, label_records(frame, delay))
-            if out is not None:
-                frames.append(frame)
+        new_tx, new_labels = load_simulated_history(
+            world,
+            _fraud_dsn(settings, dsn),
+            delay=delay,
+            progress=True,
+            on_frame=frames.append if out is not None else None,
+        )
         click.echo(f"postgres: {new_tx:,} new transactions, {new_labels:,} new labels")
         if out is not None:
             import pandas as pd

@@ -1,0 +1,30 @@
+"""Settings of the streaming scorer (the ``scorer:`` section of ``configs/fraudops.yaml``)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ScorerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source_topic: str = "transactions_stream"
+    predictions_topic: str = "fraud_predictions"
+    dead_letters_topic: str = "dead_letters"
+    # the registry alias the scorer follows
+    alias: str = "champion"
+    # `earliest` on a first start scores what is already on the topic; later starts resume from checkpoints
+    starting_offsets: str = "earliest"
+    # bounds a micro-batch (and so its latency) when the scorer catches up
+    max_offsets_per_trigger: int = Field(20000, ge=1)
+    trigger_interval: str = "1 second"
+    # seconds between checks of the champion alias (a model_updates event triggers a check at once)
+    poll_interval_s: float = Field(30.0, gt=0)
+    # the terminal table re-reads this much event time before its last load, to pick up late labels
+    terminal_settle_hours: float = Field(24.0, ge=0)
+    # relative to the stack's data folder; object storage (s3a://) in compose
+    checkpoint_dir: str = "data/checkpoints/score_transactions"
+    # relative to the project root; contents git-ignored
+    last_known_good_dir: str = "models"
+    # Spark state store partitions of the customer windows; small on a 2-core machine
+    shuffle_partitions: int = Field(4, ge=1)

@@ -1,0 +1,104 @@
+"""Customer windows in Spark state: per customer, the transactions of the longest window.
+
+``applyInPandasWithState`` keyed by customer keeps (seconds, amount, id) of the customer's recent
+transactions in the checkpointed state store. A micro-batch's events are scored against that history plus
+the batch's own events of the customer, with the window definitions of :mod:`fraudops.features`, so the
+features equal the batch ones. On a restart Spark replays the unfinished batch against the state version
+it started from: the same input gives the same features. Ids in the state make a re-delivered event
+count once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from fraudops.features import SECONDS_PER_DAY, WINDOW_FEATURES, online_window_features
+from fraudops.scoring.parse import PARSED_COLUMNS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrame
+
+CUSTOMER_FEATURES: tuple[str, ...] = tuple(f.name for f in WINDOW_FEATURES if f.entity == "customer_id")
+_LONGEST_S = max(f.window_days + f.delay_days for f in WINDOW_FEATURES if f.entity == "customer_id") * (
+    SECONDS_PER_DAY
+)
+STATE_DDL = "seconds array<bigint>, amounts array<double>, ids array<string>"
+OUTPUT_DDL = ", ".join(
+    [f"`{name}` {kind}" for name, kind in PARSED_COLUMNS] + [f"`{name}` double" for name in CUSTOMER_FEATURES]
+)
+_US_PER_SECOND = 1_000_000
+
+
+@dataclass(frozen=True)
+class CustomerHistory:
+    seconds: np.ndarray
+    amounts: np.ndarray
+    ids: np.ndarray
+
+    @classmethod
+    def empty(cls) -> CustomerHistory:
+        return cls(np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, object))
+
+    def as_state(self) -> tuple[list[int], list[float], list[str]]:
+        return (self.seconds.tolist(), self.amounts.tolist(), self.ids.tolist())
+
+    @classmethod
+    def from_state(cls, state: tuple[Any, ...]) -> CustomerHistory:
+        seconds, amounts, ids = state
+        return cls(np.asarray(seconds, np.int64), np.asarray(amounts, np.float64), np.asarray(ids, object))
+
+
+def customer_step(history: CustomerHistory, events: pd.DataFrame) -> tuple[pd.DataFrame, CustomerHistory]:
+    """Features of one customer's new (valid) events and the customer's updated history.
+
+    ``events`` holds ``transaction_id``, ``tx_time_us`` and ``tx_amount``. Returns ``events`` with the
+    :data:`CUSTOMER_FEATURES` columns added, and the history pruned to the longest window.
+    """
+    seconds = events["tx_time_us"].to_numpy(dtype=np.int64) // _US_PER_SECOND
+    amounts = events["tx_amount"].to_numpy(dtype=np.float64)
+    ids = events["transaction_id"].to_numpy(dtype=object)
+    # a re-delivered event (same id) joins the history once
+    fresh = ~pd.Index(ids).duplicated() & ~np.isin(ids, history.ids)
+    all_seconds = np.concatenate([history.seconds, seconds[fresh]])
+    all_amounts = np.concatenate([history.amounts, amounts[fresh]])
+    all_ids = np.concatenate([history.ids, ids[fresh]])
+    features = online_window_features(
+        "customer_id",
+        np.zeros(len(all_seconds), np.int64),
+        all_seconds,
+        {"amount": all_amounts},
+        np.zeros(len(seconds), np.int64),
+        seconds,
+    )
+    out = events.copy()
+    for name in CUSTOMER_FEATURES:
+        out[name] = features[name]
+    keep = all_seconds > all_seconds.max() - _LONGEST_S if len(all_seconds) else np.empty(0, bool)
+    return out, CustomerHistory(all_seconds[keep], all_amounts[keep], all_ids[keep])
+
+
+def _update_customer(key: tuple[Any, ...], frames: Iterator[pd.DataFrame], state: Any) -> Iterator[pd.DataFrame]:
+    events = pd.concat(list(frames), ignore_index=True)
+    if int(key[0]) < 0:  # bad events: pass through, no state
+        for name in CUSTOMER_FEATURES:
+            events[name] = np.nan
+        yield events
+        return
+    history = CustomerHistory.from_state(state.get) if state.exists else CustomerHistory.empty()
+    out, history = customer_step(history, events)
+    state.update(history.as_state())
+    yield out
+
+
+def with_customer_features(parsed: DataFrame) -> DataFrame:
+    """Parsed events -> the same rows with the customer window features (null for bad events)."""
+    from pyspark.sql.streaming.state import GroupStateTimeout
+
+    return parsed.groupBy("state_key").applyInPandasWithState(
+        _update_customer, OUTPUT_DDL, STATE_DDL, "Update", GroupStateTimeout.NoTimeout
+    )

@@ -1,0 +1,83 @@
+"""The delayed terminal table: terminal transactions with their published labels, refreshed in batch.
+
+The terminal features of a transaction at ``t`` read the terminal's transactions in
+``(t - D - 30 days, t - D]`` (``D`` = the label delay). The table holds that span for the current
+micro-batch, loaded from Postgres (``transactions_raw`` joined with ``fraud_labels``) and advanced
+incrementally: each refresh re-reads only the newest stretch (plus a settle margin, for labels written
+late) instead of the whole month.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+from fraudops.features import SECONDS_PER_DAY, WINDOW_FEATURES, epoch_seconds, online_window_features
+
+TERMINAL_FEATURES: tuple[str, ...] = tuple(f.name for f in WINDOW_FEATURES if f.entity == "terminal_id")
+_TERMINAL = [f for f in WINDOW_FEATURES if f.entity == "terminal_id"]
+_REACH_S = max(f.window_days + f.delay_days for f in _TERMINAL) * SECONDS_PER_DAY
+_DELAY_S = min(f.delay_days for f in _TERMINAL) * SECONDS_PER_DAY
+
+# (start, end] -> frame with terminal_id, tx_datetime, tx_fraud (NaN = not known)
+Loader = Callable[[datetime, datetime], pd.DataFrame]
+
+
+def _at(seconds: int) -> datetime:
+    return datetime(1970, 1, 1) + timedelta(seconds=seconds)
+
+
+class TerminalTable:
+    def __init__(self, load: Loader, settle: timedelta = timedelta(hours=24)) -> None:
+        self._load = load
+        self._settle_s = int(settle.total_seconds())
+        self._terminal = np.empty(0, np.int64)
+        self._seconds = np.empty(0, np.int64)
+        self._fraud = np.empty(0, np.float64)
+        self._from: int | None = None
+        self._until: int | None = None
+
+    def __len__(self) -> int:
+        return len(self._seconds)
+
+    def _read(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        frame = self._load(_at(start), _at(end))
+        return (
+            frame["terminal_id"].to_numpy(np.int64),
+            epoch_seconds(frame["tx_datetime"]),
+            frame["tx_fraud"].to_numpy(np.float64),
+        )
+
+    def refresh(self, min_seconds: int, max_seconds: int) -> None:
+        """Make the table cover what events with times in ``[min_seconds, max_seconds]`` need."""
+        need_from, need_until = min_seconds - _REACH_S, max_seconds - _DELAY_S
+        if self._from is None or self._until is None or need_from < self._from:
+            t, s, f = self._read(need_from, need_until)
+            self._terminal, self._seconds, self._fraud = t, s, f
+            self._from, self._until = need_from, need_until
+        elif need_until > self._until:
+            reload_from = max(self._from, self._until - self._settle_s)
+            t, s, f = self._read(reload_from, need_until)
+            keep = self._seconds <= reload_from
+            self._terminal = np.concatenate([self._terminal[keep], t])
+            self._seconds = np.concatenate([self._seconds[keep], s])
+            self._fraud = np.concatenate([self._fraud[keep], f])
+            self._until = need_until
+        # forget what no later event can reach (events mostly move forward in time)
+        if need_from > self._from + SECONDS_PER_DAY:
+            keep = self._seconds > need_from
+            self._terminal, self._seconds, self._fraud = (
+                self._terminal[keep],
+                self._seconds[keep],
+                self._fraud[keep],
+            )
+            self._from = need_from
+
+    def features(self, terminal_id: np.ndarray, seconds: np.ndarray) -> dict[str, np.ndarray]:
+        """:data:`TERMINAL_FEATURES` of transactions (terminal, time); call :meth:`refresh` first."""
+        return online_window_features(
+            "terminal_id", self._terminal, self._seconds, {"fraud": self._fraud}, terminal_id, seconds
+        )
