@@ -17,6 +17,7 @@ from fraudops.commands.model import (
     train_command,
 )
 from fraudops.commands.pipeline import bootstrap_command, pipeline_group, promote_command, rollback_command
+from fraudops.commands.stream import produce_command, score_command
 from fraudops.stack.cli import kafka_group, stack_group
 
 
@@ -37,3 +38,5 @@ main.add_command(pipeline_group)
 main.add_command(promote_command)
 main.add_command(rollback_command)
 main.add_command(bootstrap_command)
+main.add_command(produce_command)
+main.add_command(score_command)

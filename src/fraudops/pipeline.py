@@ -28,6 +28,7 @@ from fraudops.model_config import ModelSettings
 from fraudops.promotion import Candidate, Decision, decide
 from fraudops.secrets import load_secrets
 from fraudops.settings import Settings, load_settings
+from fraudops.validation import DataValidationError  # noqa: F401  (re-exported: the DAG catches it)
 
 log = logging.getLogger(__name__)
 
@@ -202,31 +203,25 @@ def _reported(metrics: Mapping[str, float]) -> dict[str, float]:
 
 
 def _registered_in_run(ctx: Context, run_key: str, family: str) -> dict[str, Any] | None:
-    """The version a previous attempt of this pipeline run registered for ``family``, if any."""
-    import mlflow
-
-    from fraudops.tracking import experiment_id, use_tracking_uri
-
-    use_tracking_uri(ctx.settings.mlflow_tracking_uri)
-    experiment = experiment_id(ctx.settings.training.experiment)
-    runs = mlflow.search_runs(
-        experiment_ids=[experiment],
-        filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}' and tags.family = '{family}' "
-        "and attributes.status = 'FINISHED'",
-        output_format="list",
+    """The version an earlier attempt of this pipeline run registered for ``family``, if any. The registry
+    is asked, not the run: an attempt may die between registering and finishing its run."""
+    client = ctx.client()
+    versions = client.search_model_versions(
+        f"name = '{ctx.model_name}' and tags.`{RUN_KEY_TAG}` = '{run_key}' and tags.family = '{family}'"
     )
-    for run in runs:
-        version = run.data.tags.get("registered_version")
-        if version:
-            return {
-                "family": family,
-                "version": version,
-                "run_id": run.info.run_id,
-                "metrics": _reported(run.data.metrics),
-                "mlflow_run_url": ctx.run_url(experiment, run.info.run_id),
-                "reused": True,
-            }
-    return None
+    if not versions:
+        return None
+    first = min(versions, key=lambda v: int(v.version))
+    run = client.get_run(first.run_id)
+    return {
+        "family": family,
+        "version": first.version,
+        "run_id": run.info.run_id,
+        # an attempt that died after registering logged no metrics: evaluate scores every candidate anew
+        "metrics": _reported(run.data.metrics),
+        "mlflow_run_url": ctx.run_url(run.info.experiment_id, run.info.run_id),
+        "reused": True,
+    }
 
 
 def model_settings_with(ctx: Context, overrides: Mapping[str, Any] | None) -> ModelSettings:
@@ -321,8 +316,10 @@ def evaluate(
     """Score the candidates and the current champion on the same out-of-time window; decide."""
     from fraudops.evaluation import evaluate as evaluate_model
     from fraudops.model_families import load_model
+    from fraudops.tracking import use_tracking_uri
     from fraudops.train import time_split
 
+    use_tracking_uri(ctx.settings.mlflow_tracking_uri)  # models:/ URIs resolve through the global client
     fraud_db.create_tables(ctx.dsn)
     features = _labelled(read_frame(ctx, features_uri))
     windows = time_split(features["tx_datetime"], ctx.settings.training.split, training_end(cutoff))

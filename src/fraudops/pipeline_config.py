@@ -6,7 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from fraudops.model_config import Family
+from fraudops.model_config import FAMILIES, Family
+
+# the families a DAG run may ask for (the form's choices)
+FAMILY_CHOICES = FAMILIES
 
 Metric = Literal["average_precision", "auc_roc", "card_precision_at_100"]
 

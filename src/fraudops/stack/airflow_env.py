@@ -68,5 +68,10 @@ def airflow_environment(settings: Settings, secrets: Mapping[str, str]) -> dict[
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets["AIRFLOW__API_AUTH__JWT_SECRET"],
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+        # a task whose worker died is failed (and retried) after a minute, not the default five
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
+        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        # MLflow's telemetry thread mutates os.environ while requests iterates it (KeyError in tasks)
+        "MLFLOW_DISABLE_TELEMETRY": "true",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home(settings) / "logs"),
     }

@@ -1,0 +1,133 @@
+"""Streaming commands: `fraudops produce` (events into Kafka, labels into Postgres) and `fraudops score`
+(the Spark Structured Streaming scorer)."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import click
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from fraudops.settings import load_settings
+
+    return load_settings()
+
+
+def _progress_printer(total: int | None):  # type: ignore[no-untyped-def]
+    tty = sys.stderr.isatty()
+
+    def show(stats) -> None:  # type: ignore[no-untyped-def]
+        of = f"/{total:,}" if total else ""
+        when = stats.last_event.isoformat(sep=" ", timespec="seconds") if stats.last_event else "-"
+        line = (
+            f"sent {stats.sent:,}{of}  acked {stats.acked:,}  failed {stats.failed:,}  "
+            f"{stats.rate:,.0f}/s  labels {stats.labels_written:,}  event time {when}"
+        )
+        click.echo(("\r" + line) if tty else line, err=True, nl=not tty)
+
+    return show
+
+
+@click.command("produce")
+@click.option("--rate", type=float, default=100.0, show_default=True, help="Events per second (0: unpaced).")
+@click.option("--duration", type=float, help="Stop after this many seconds.")
+@click.option("--limit", type=int, help="Stop after this many events.")
+@click.option(
+    "--clock",
+    type=click.Choice(["simulated", "wallclock"]),
+    default="simulated",
+    show_default=True,
+    help="Keep the simulated event time, or stamp events with the time they are sent.",
+)
+@click.option("--start", type=click.DateTime(), help="Simulated start [default: the day after the history].")
+@click.option("--file", "file_", type=click.Path(exists=True, path_type=Path), help="Parquet file to replay.")
+@click.option("--topic", help="Target topic [default: scorer.source_topic].")
+@click.option(
+    "--labels/--no-labels", default=True, show_default=True, help="Delayed label feed to fraud_labels."
+)
+@click.option("--label-delay-hours", type=float, default=24 * 7, show_default=True)
+def produce_command(
+    rate: float,
+    duration: float | None,
+    limit: int | None,
+    clock: str,
+    start: datetime | None,
+    file_: Path | None,
+    topic: str | None,
+    labels: bool,
+    label_delay_hours: float,
+) -> None:
+    """Stream transactions into Kafka (acks=all, idempotent) with the delayed label feed."""
+    from fraudops.producer import file_stream, kafka_producer, label_writer, produce, simulated_stream
+
+    settings = _settings()
+    if duration is None and limit is None and file_ is None:
+        click.echo("streaming until interrupted (Ctrl-C); --duration or --limit to stop", err=True)
+    source = file_stream(str(file_)) if file_ else simulated_stream(settings, start, clock)
+    write = None
+    if labels:
+        from fraudops.fraud_db import create_tables, fraud_dsn
+        from fraudops.secrets import load_secrets
+
+        dsn = fraud_dsn(settings, load_secrets(settings.env_dir))
+        create_tables(dsn, ["fraud_labels"])
+        write = label_writer(dsn)
+    target = topic or settings.scorer.source_topic
+    producer = kafka_producer(settings.kafka_bootstrap_servers)
+    try:
+        stats = produce(
+            source,
+            producer,
+            target,
+            rate=rate or None,
+            limit=limit,
+            duration_s=duration,
+            write_labels=write,
+            label_delay=timedelta(hours=label_delay_hours),
+            wallclock_labels=clock == "wallclock",
+            progress=_progress_printer(limit),
+        )
+    except KeyboardInterrupt:
+        producer.flush(60)
+        raise SystemExit(130) from None
+    click.echo("", err=True)
+    click.echo(
+        f"{stats.acked:,} of {stats.sent:,} events acknowledged on {target} in {stats.elapsed_s:.1f} s "
+        f"({stats.rate:,.0f}/s); {stats.labels_written:,} labels written"
+    )
+    if stats.failed:
+        raise click.ClickException(f"{stats.failed} events not acknowledged: {stats.errors[:3]}")
+
+
+@click.command("score")
+@click.option("--model-name", help="Registered model to follow [default: mlflow.model_name].")
+@click.option("--alias", help="Alias to follow [default: scorer.alias].")
+@click.option("--topic", "source_topic", help="Source topic [default: scorer.source_topic].")
+@click.option("--predictions-topic", help="[default: scorer.predictions_topic]")
+@click.option("--dead-letters-topic", help="[default: scorer.dead_letters_topic]")
+@click.option(
+    "--checkpoint-dir", type=click.Path(path_type=Path), help="[default: under the stack's data dir]"
+)
+@click.option(
+    "--models-dir", "last_known_good_dir", type=click.Path(path_type=Path), help="Last-known-good copies."
+)
+@click.option("--starting-offsets", type=click.Choice(["earliest", "latest"]), help="First start only.")
+@click.option("--max-offsets-per-trigger", type=int)
+@click.option("--trigger-interval", help="e.g. '1 second'")
+@click.option("--poll-interval", "poll_interval_s", type=float, help="Seconds between alias checks.")
+@click.option("--ui-port", type=int, help="Spark UI port [default: stack.ports.spark_ui].")
+@click.option("--no-ui", is_flag=True, help="No Spark UI (tests).")
+def score_command(no_ui: bool, **overrides) -> None:  # type: ignore[no-untyped-def]
+    """Run the Spark Structured Streaming scorer until SIGTERM / Ctrl-C."""
+    from dataclasses import replace
+
+    from fraudops.scoring.job import ScorerOptions, run
+
+    settings = _settings()
+    options = ScorerOptions.from_settings(settings, **overrides)
+    if no_ui:
+        options = replace(options, ui_port=None)
+    run(settings, options)
