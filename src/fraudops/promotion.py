@@ -42,6 +42,11 @@ class Decision:
         return cls(**{**raw, "candidate": candidate})
 
 
+def _value(metrics: Metrics, metric: str) -> float:
+    value = metrics.get(metric, math.nan)
+    return -math.inf if math.isnan(value) else value
+
+
 def gate_failures(metrics: Metrics, gates: PromotionGates) -> list[str]:
     """The absolute gates a model misses (empty when it clears them all). NaN fails every gate."""
     checks = [
@@ -71,10 +76,17 @@ def decide(
     eligible = [c for c in candidates if not failures[c.family]]
     champion = dict(champion_metrics or {})
     if not eligible:
+        # the best of the rejected is named, so the rejection is recorded against a version
+        best_rejected = max(candidates, key=lambda c: _value(c.metrics, metric), default=None)
         return Decision(
-            False, "no candidate passes the absolute gates", None, champion_version, champion, failures
+            False,
+            "no candidate passes the absolute gates",
+            best_rejected,
+            champion_version,
+            champion,
+            failures,
         )
-    best = max(eligible, key=lambda c: c.metrics.get(metric, -math.inf))
+    best = max(eligible, key=lambda c: _value(c.metrics, metric))
     if champion_version is None:
         return Decision(
             True, f"first champion: {best.family} v{best.version}", best, None, champion, failures

@@ -56,3 +56,10 @@ def test_the_champion_itself_is_not_promoted_again() -> None:
     same = [Candidate("xgboost", "2", "r2", _metrics(0.7))]
     decision = decide(same, "2", _metrics(0.7), GATES)
     assert not decision.promote and "already champion" in decision.reason
+
+
+def test_when_every_candidate_fails_the_gates_the_best_one_is_named_in_the_rejection() -> None:
+    bad = [Candidate("xgboost", "8", "r8", _metrics(0.10)), Candidate("catboost", "9", "r9", _metrics(0.20))]
+    decision = decide(bad, "2", _metrics(0.7), GATES)
+    assert not decision.promote and decision.candidate.version == "9"
+    assert set(decision.gate_failures) == {"xgboost", "catboost"}

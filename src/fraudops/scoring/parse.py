@@ -48,10 +48,14 @@ def to_epoch_us(value: datetime) -> int:
 
 
 def validate_frame(records: pd.DataFrame) -> pd.DataFrame:
-    """Kafka records (``value``, ``topic``, ``partition``, ``offset``, ``kafka_ts_ms``) -> :data:`PARSED_COLUMNS`."""
+    """Kafka records (value, topic, partition, offset, kafka_ts_ms) -> :data:`PARSED_COLUMNS` rows."""
     rows: list[dict[str, Any]] = []
     for value, topic, partition, offset, ts in zip(
-        records["value"], records["topic"], records["partition"], records["offset"], records["kafka_ts_ms"],
+        records["value"],
+        records["topic"],
+        records["partition"],
+        records["offset"],
+        records["kafka_ts_ms"],
         strict=True,
     ):
         payload = bytes(value) if value is not None else None

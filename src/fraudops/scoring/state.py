@@ -27,7 +27,9 @@ CUSTOMER_FEATURES: tuple[str, ...] = tuple(f.name for f in WINDOW_FEATURES if f.
 _LONGEST_S = max(f.window_days + f.delay_days for f in WINDOW_FEATURES if f.entity == "customer_id") * (
     SECONDS_PER_DAY
 )
-STATE_DDL = "seconds array<bigint>, amounts array<double>, ids array<string>"
+# packed arrays: pyspark 4.2 cannot read array types back in a state schema (KeyError 'elementType')
+STATE_DDL = "seconds binary, amounts binary, ids binary"
+_ID_SEPARATOR = "\x1f"
 OUTPUT_DDL = ", ".join(
     [f"`{name}` {kind}" for name, kind in PARSED_COLUMNS] + [f"`{name}` double" for name in CUSTOMER_FEATURES]
 )
@@ -44,13 +46,22 @@ class CustomerHistory:
     def empty(cls) -> CustomerHistory:
         return cls(np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, object))
 
-    def as_state(self) -> tuple[list[int], list[float], list[str]]:
-        return (self.seconds.tolist(), self.amounts.tolist(), self.ids.tolist())
+    def as_state(self) -> tuple[bytes, bytes, bytes]:
+        return (
+            self.seconds.astype("<i8").tobytes(),
+            self.amounts.astype("<f8").tobytes(),
+            _ID_SEPARATOR.join(self.ids.tolist()).encode(),
+        )
 
     @classmethod
     def from_state(cls, state: tuple[Any, ...]) -> CustomerHistory:
-        seconds, amounts, ids = state
-        return cls(np.asarray(seconds, np.int64), np.asarray(amounts, np.float64), np.asarray(ids, object))
+        seconds, amounts, ids = (bytes(v) for v in state)
+        id_list = ids.decode().split(_ID_SEPARATOR) if ids else []
+        return cls(
+            np.frombuffer(seconds, "<i8").astype(np.int64),
+            np.frombuffer(amounts, "<f8").astype(np.float64),
+            np.asarray(id_list, dtype=object),
+        )
 
 
 def customer_step(history: CustomerHistory, events: pd.DataFrame) -> tuple[pd.DataFrame, CustomerHistory]:
@@ -82,7 +93,9 @@ def customer_step(history: CustomerHistory, events: pd.DataFrame) -> tuple[pd.Da
     return out, CustomerHistory(all_seconds[keep], all_amounts[keep], all_ids[keep])
 
 
-def _update_customer(key: tuple[Any, ...], frames: Iterator[pd.DataFrame], state: Any) -> Iterator[pd.DataFrame]:
+def _update_customer(
+    key: tuple[Any, ...], frames: Iterator[pd.DataFrame], state: Any
+) -> Iterator[pd.DataFrame]:
     events = pd.concat(list(frames), ignore_index=True)
     if int(key[0]) < 0:  # bad events: pass through, no state
         for name in CUSTOMER_FEATURES:

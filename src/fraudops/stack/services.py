@@ -255,6 +255,24 @@ def _airflow(settings: Settings, secrets: Mapping[str, str]) -> list[ServiceDef]
     ]
 
 
+def _spark_scorer(settings: Settings) -> ServiceDef:
+    host, port = settings.stack.host, settings.stack.ports.spark_ui
+    return ServiceDef(
+        ProcessSpec(
+            "spark-scorer",
+            [sys.executable, str(settings.project_root / "spark-jobs" / "score_transactions.py")],
+            cwd=settings.project_root,
+            env={"PYTHONUNBUFFERED": "1"},
+            stop_timeout=60.0,
+        ),
+        health.guarded(lambda: health.http(f"http://{host}:{port}/api/v1/applications")),
+        f"http://{host}:{port} (Spark UI of the scorer)",
+        # Spark start-up, then the champion's download
+        start_timeout=180.0,
+        optional=True,
+    )
+
+
 def build_services(
     settings: Settings, secrets: Mapping[str, str], layout: StackLayout
 ) -> dict[str, ServiceDef]:
@@ -265,5 +283,6 @@ def build_services(
         _mlflow(settings, secrets, layout),
         *(_kafka(settings, layout, i) for i in range(1, len(settings.stack.ports.kafka) + 1)),
         *_airflow(settings, secrets),
+        _spark_scorer(settings),
     ]
     return {d.name: d for d in defs}

@@ -1,0 +1,258 @@
+"""The streaming scorer on the real stack: Kafka in, Spark job, Postgres and Kafka out, MLflow champion.
+
+One scorer process serves the module (a Spark start costs ~20 s on 2 cores) on scratch topics and a
+throw-away registered model; each test streams its own isolated events (unique ids, customers and
+terminals). The last test kills that scorer mid-stream and restarts it from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scorer_support import (
+    IsolatedStream,
+    ScorerProcess,
+    create_topics,
+    delete_model,
+    delete_rows,
+    delete_topics,
+    query,
+    read_topic,
+    register_version,
+    scored_ids,
+    scorer_args,
+    unique,
+    wait_scored,
+)
+
+from fraudops.features import FEATURE_NAMES, build_features
+from fraudops.fraud_db import fraud_dsn
+from fraudops.producer import ProduceStats, kafka_producer, label_writer, produce
+from fraudops.signals import ModelUpdate, publish_model_update
+from fraudops.stack.manager import Stack
+
+
+@dataclass
+class ScorerEnv:
+    settings: object
+    dsn: str
+    bootstrap: str
+    model: str
+    topic: str
+    predictions: str
+    dead_letters: str
+    scorer: ScorerProcess
+    prefixes: list[str]
+
+    def stream(self, tag: str) -> IsolatedStream:
+        stream = IsolatedStream.new(tag)
+        self.prefixes.append(stream.prefix)
+        return stream
+
+    def produce(self, events, **kwargs) -> ProduceStats:
+        stats = produce(events, kafka_producer(self.bootstrap), self.topic, **kwargs)
+        assert stats.failed == 0, stats.errors
+        return stats
+
+
+@pytest.fixture(scope="module")
+def env(running_stack, tmp_path_factory) -> Iterator[ScorerEnv]:
+    settings = running_stack.settings
+    dsn = fraud_dsn(settings, running_stack.secrets)
+    bootstrap = settings.kafka_bootstrap_servers
+    model = unique("it-scorer")
+    register_version(settings.mlflow_tracking_uri, model, seed=1, rounds=20, alias="champion")
+    topics = [unique("it6-tx"), unique("it6-pred"), unique("it6-dl")]
+    create_topics(bootstrap, topics)
+    tmp = tmp_path_factory.mktemp("scorer")
+    scorer = ScorerProcess(
+        scorer_args(model, *topics, checkpoint=tmp / "checkpoint", models_dir=tmp / "models"),
+        tmp / "scorer.log",
+    )
+    environment = ScorerEnv(settings, dsn, bootstrap, model, *topics, scorer, [])
+    scorer.start()
+    try:
+        yield environment
+    finally:
+        scorer.stop()
+        for prefix in environment.prefixes:
+            delete_rows(dsn, prefix)
+        delete_topics(bootstrap, topics)
+        delete_model(settings.mlflow_tracking_uri, model)
+
+
+def _assert_exactly_once(env: ScorerEnv, prefix: str, produced: list[str]) -> None:
+    got = scored_ids(env.dsn, prefix)
+    assert len(got) == len(set(got))
+    missing, extra = set(produced) - set(got), set(got) - set(produced)
+    assert not missing and not extra, f"{len(missing)} missing, {len(extra)} unexpected"
+    raw = query(
+        env.dsn, "SELECT count(*) FROM transactions_raw WHERE transaction_id LIKE %s", (prefix + "-%",)
+    )
+    assert raw[0][0] == len(produced)
+
+
+def test_streaming_features_equal_batch_features(env: ScorerEnv) -> None:
+    stream = env.stream("parity")
+    # 20 simulated days: the 7-day-delayed terminal windows fill up with labelled history
+    events = list(itertools.islice(stream.events(), 12_000))
+    stats = env.produce(events, write_labels=label_writer(env.dsn))
+    assert stats.labels_written > 0
+    assert wait_scored(env.dsn, stream.prefix, len(events), env.scorer, 240) == len(events)
+
+    rows = query(
+        env.dsn,
+        "SELECT transaction_id, features FROM transactions_with_score WHERE transaction_id LIKE %s",
+        (stream.prefix + "-%",),
+    )
+    streamed = pd.DataFrame([r[1] for r in rows], index=[r[0] for r in rows])
+    frame = pd.DataFrame([e.event for e in events]).assign(tx_fraud=[e.tx_fraud for e in events])
+    expected = build_features(frame).set_index("transaction_id").loc[streamed.index]
+    for name in FEATURE_NAMES:
+        np.testing.assert_allclose(streamed[name], expected[name], rtol=1e-9, atol=1e-9, err_msg=name)
+    # the check is not vacuous: the delayed terminal windows carry fraud
+    assert expected["terminal_risk_30d"].max() > 0 and streamed["terminal_nb_tx_30d"].max() > 0
+
+
+def _malformed(i: int, good: dict) -> bytes:
+    kind = i % 10
+    base = json.loads(json.dumps(good, default=str))
+    if kind == 0:
+        return b'{"transaction_id": "x' + str(i).encode()
+    if kind == 1:
+        base.pop("tx_amount")
+    elif kind == 2:
+        base["customer_id"] = "abc"
+    elif kind == 3:
+        base["tx_amount"] = -5.0
+    elif kind == 4:
+        return json.dumps(base).replace(str(base["tx_amount"]), "NaN").encode()
+    elif kind == 5:
+        base["tx_amount"] = 1e12
+    elif kind == 6:
+        base["device"] = "mobile"
+    elif kind == 7:
+        return json.dumps({**base, "transaction_id": "y" * 20}).encode() + b" " * 5000
+    elif kind == 8:
+        base["tx_datetime"] = 12345
+    else:
+        return b"\x00\xff not json"
+    return json.dumps(base).encode()
+
+
+def test_malformed_events_go_to_dead_letters_while_good_ones_flow(env: ScorerEnv) -> None:
+    from fraudops.schema import event_to_json
+
+    stream = env.stream("bad")
+    good = list(itertools.islice(stream.events(), 600))
+    producer = kafka_producer(env.bootstrap)
+    n_bad = 1_200
+    for i in range(n_bad + len(good)):
+        if i % 3 == 2 and (i // 3) < len(good):
+            event = good[i // 3].event
+            producer.produce(env.topic, key=str(event["customer_id"]), value=event_to_json(event))
+        else:
+            producer.produce(env.topic, value=_malformed(i, good[0].event))
+        producer.poll(0)
+    rest = good[(n_bad + len(good)) // 3 :]
+    for tx in rest:
+        producer.produce(env.topic, key=str(tx.event["customer_id"]), value=event_to_json(tx.event))
+    assert producer.flush(60) == 0
+
+    assert wait_scored(env.dsn, stream.prefix, len(good), env.scorer, 180) == len(good)
+    letters = read_topic(env.bootstrap, env.dead_letters, timeout_s=60, expect=n_bad)
+    assert len(letters) >= n_bad
+    assert all(d["reason"] and d["source_topic"] == env.topic for d in letters)
+    assert len({(d["source_partition"], d["source_offset"]) for d in letters}) >= n_bad
+    reasons = " ".join(d["reason"] for d in letters)
+    for needle in ("not valid JSON", "missing field", "expected a number", ">= 0", "finite", "<= 1e+06"):
+        assert needle in reasons, needle
+    assert "unknown field" in reasons and "too large" in reasons
+    assert env.scorer.alive()
+
+
+def _produce_in_background(env: ScorerEnv, events, rate: float) -> tuple[threading.Thread, dict]:
+    result: dict = {}
+
+    def run() -> None:
+        result["stats"] = env.produce(events, rate=rate)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, result
+
+
+def test_promotion_mid_stream_is_picked_up_without_a_gap(env: ScorerEnv) -> None:
+    stream = env.stream("promo")
+    events = list(itertools.islice(stream.events(), 5_000))
+    thread, _ = _produce_in_background(env, events, rate=250)
+    time.sleep(4)
+    version = register_version(
+        env.settings.mlflow_tracking_uri, env.model, seed=2, rounds=30, alias="champion"
+    )
+    publish_model_update(env.bootstrap, ModelUpdate.now(env.model, version, "champion", "", "promote"))
+    thread.join(120)
+    assert wait_scored(env.dsn, stream.prefix, len(events), env.scorer, 180) == len(events)
+
+    rows = query(
+        env.dsn,
+        "SELECT model_version, min(scored_at), max(scored_at), count(*) FROM transactions_with_score "
+        "WHERE transaction_id LIKE %s GROUP BY model_version ORDER BY model_version",
+        (stream.prefix + "-%",),
+    )
+    versions = {r[0]: r for r in rows}
+    assert set(versions) == {"1", version}, versions
+    # swapped between micro-batches: every v1 row was scored before the first new-version row
+    assert versions["1"][2] <= versions[version][1]
+    last = [e.event["transaction_id"] for e in events[-50:]]
+    later = query(
+        env.dsn,
+        "SELECT DISTINCT model_version FROM transactions_with_score WHERE transaction_id = ANY(%s)",
+        (last,),
+    )
+    assert later == [(version,)]
+
+
+def test_broker_killed_mid_stream_loses_and_doubles_nothing(env: ScorerEnv) -> None:
+    stream = env.stream("broker")
+    events = list(itertools.islice(stream.events(), 3_000))
+    stack = Stack(env.settings, log=lambda _m: None)
+    thread, result = _produce_in_background(env, events, rate=300)
+    try:
+        time.sleep(3)
+        stack.down(["kafka-3"])
+        time.sleep(6)
+    finally:
+        stack.start(["kafka-3"])
+    thread.join(180)
+    assert result["stats"].acked == len(events)
+    wait_scored(env.dsn, stream.prefix, len(events), env.scorer, 240)
+    _assert_exactly_once(env, stream.prefix, [e.event["transaction_id"] for e in events])
+
+
+def test_scorer_killed_and_restarted_mid_stream_scores_each_transaction_once(env: ScorerEnv) -> None:
+    stream = env.stream("restart")
+    events = list(itertools.islice(stream.events(), 4_000))
+    thread, _ = _produce_in_background(env, events, rate=400)
+    # kill while batches of this stream are being written
+    deadline = time.monotonic() + 60
+    while len(scored_ids(env.dsn, stream.prefix)) < 500 and time.monotonic() < deadline:
+        time.sleep(0.3)
+    env.scorer.kill()
+    killed_at = len(scored_ids(env.dsn, stream.prefix))
+    assert 0 < killed_at < len(events)
+    env.scorer.start()
+    thread.join(120)
+    wait_scored(env.dsn, stream.prefix, len(events), env.scorer, 240)
+    _assert_exactly_once(env, stream.prefix, [e.event["transaction_id"] for e in events])
+    # the restart found its model and state again
+    assert "scoring with" in Path(env.scorer.log_path).read_text()

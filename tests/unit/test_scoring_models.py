@@ -1,0 +1,71 @@
+"""Champion handling: the last-known-good copy round-trips, and a scorer whose registry cannot be reached
+starts from it (a real MLflow client against a closed port, no fake)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fraudops.features import feature_matrix
+from fraudops.model_config import XGBoostParams
+from fraudops.model_families import Dataset, fit_xgboost
+from fraudops.scoring.models import (
+    ChampionWatcher,
+    LoadedModel,
+    ModelInfo,
+    Registry,
+    load_last_known_good,
+    save_last_known_good,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(small_features):
+    X, y = feature_matrix(small_features), small_features["tx_fraud"].to_numpy()
+    return fit_xgboost(
+        Dataset(X[:5000], y[:5000]),
+        Dataset(X[5000:8000], y[5000:8000]),
+        XGBoostParams(n_estimators=10, max_depth=3),
+        class_weight="sqrt",
+        threads=1,
+        seed=1,
+        early_stopping_rounds=10,
+    ), X[:200]
+
+
+def test_last_known_good_round_trip(tmp_path, tiny_model) -> None:
+    model, X = tiny_model
+    for version in ("3", "4", "5"):
+        save_last_known_good(tmp_path, LoadedModel(ModelInfo("m", version, "xgboost", "run"), model))
+    loaded = load_last_known_good(tmp_path, "m")
+    assert loaded.info.version == "5" and loaded.info.source == "last-known-good"
+    np.testing.assert_allclose(loaded.model.predict(X), model.predict(X), rtol=1e-6)
+    # the current copy and one previous one are kept
+    assert sorted(p.name for p in (tmp_path / "m").glob("v*")) == ["v4", "v5"]
+
+
+def test_unreachable_registry_starts_from_last_known_good(tmp_path, tiny_model, monkeypatch) -> None:
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    model, _ = tiny_model
+    dead = Registry("http://127.0.0.1:9")  # discard port: nothing listens
+    watcher = ChampionWatcher(dead, "m", "champion", tmp_path, poll_interval_s=3600)
+    with pytest.raises(RuntimeError, match="no champion"):
+        watcher.start()
+    save_last_known_good(tmp_path, LoadedModel(ModelInfo("m", "7", "xgboost"), model))
+    watcher = ChampionWatcher(dead, "m", "champion", tmp_path, poll_interval_s=3600)
+    try:
+        assert watcher.start().info.version == "7"
+        assert watcher.for_batch().info.source == "last-known-good"
+    finally:
+        watcher.stop()
+
+
+def test_a_staged_model_takes_over_only_at_the_next_batch(tmp_path, tiny_model) -> None:
+    model, _ = tiny_model
+    watcher = ChampionWatcher(Registry("http://127.0.0.1:9"), "m", "champion", tmp_path, 3600)
+    watcher.current = LoadedModel(ModelInfo("m", "1", "xgboost"), model)
+    batch_model = watcher.for_batch()
+    watcher._staged = LoadedModel(ModelInfo("m", "2", "xgboost"), model)
+    assert batch_model.info.version == "1"  # the running batch keeps its model
+    assert watcher.for_batch().info.version == "2" and watcher.swaps == 1
