@@ -44,9 +44,8 @@ clean: ## stop the stack and wipe its data folder
 	@$(FRAUDOPS) stack clean --yes
 
 .PHONY: demo
-demo: up ## the main job: bring the stack up and show where to look
-	@$(FRAUDOPS) stack status
-	@$(FRAUDOPS) stack urls
+demo: bootstrap ## the main job: stack up, history, retraining via Airflow, live scoring, where to look
+	@$(FRAUDOPS) demo
 
 .PHONY: test
 test: bootstrap ## all tests: unit, DAG integrity, integration on the real stack (started if needed)
@@ -71,11 +70,15 @@ format: ## ruff fix and format
 	$(VENV)/bin/ruff format src tests dags plugins scripts spark-jobs
 
 .PHONY: bench
-bench: bench-stack bench-model ## all benchmarks (figures go to BENCHMARKS.md)
+bench: bench-stack bench-model bench-stream ## all benchmarks (figures go to BENCHMARKS.md)
 
 .PHONY: bench-stack
 bench-stack: bootstrap ## native stack: warm start time and resident memory
 	$(PY) scripts/bench_stack.py
+
+.PHONY: bench-stream
+bench-stream: bootstrap ## scorer throughput and end-to-end latency, vectorized vs row-at-a-time (stack up)
+	$(PY) scripts/bench_stream.py
 
 .PHONY: bench-model
 bench-model: bootstrap ## model core: generation, features, training, scoring speed

@@ -40,3 +40,11 @@ main.add_command(rollback_command)
 main.add_command(bootstrap_command)
 main.add_command(produce_command)
 main.add_command(score_command)
+
+
+@main.command("demo")
+def demo_command() -> None:
+    """The main job: stack up, history, retraining through Airflow, scoring, a second retraining."""
+    from fraudops.demo import run_demo
+
+    run_demo()

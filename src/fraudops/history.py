@@ -45,3 +45,21 @@ def world_ending_today(world: SimulatorSettings, days: int, now: datetime | None
     """The same world, shifted so that its history covers the ``days`` days up to today (UTC)."""
     today = (now or datetime.now(UTC)).date()
     return world.model_copy(update={"n_days": days, "start_date": today - timedelta(days=days - 1)})
+
+
+def next_stream_start(world: SimulatorSettings, target: str) -> datetime:
+    """The first simulated day that no stored transaction of this world uses yet.
+
+    Simulated transaction ids are ``<seed>-<yyyymmdd>-<n>``: a live stream started there never repeats an id
+    that the database already holds, so its transactions are scored and stored, not skipped as replays.
+    """
+    with fraud_db.connect(target) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT max(substring(transaction_id from '^[0-9]+-([0-9]{8})-')) FROM transactions_raw"
+            " WHERE transaction_id LIKE %s",
+            (f"{world.seed}-%",),
+        )
+        newest = cur.fetchone()[0]
+    if newest is None:
+        return datetime.combine(datetime.now(UTC).date(), datetime.min.time())
+    return datetime.strptime(newest, "%Y%m%d") + timedelta(days=1)

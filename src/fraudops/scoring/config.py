@@ -28,3 +28,5 @@ class ScorerSettings(BaseModel):
     last_known_good_dir: str = "models"
     # Spark state store partitions of the customer windows; small on a 2-core machine
     shuffle_partitions: int = Field(4, ge=1)
+    # score one row at a time instead of the whole micro-batch: only the baseline of `make bench-stream`
+    row_at_a_time: bool = False

@@ -110,6 +110,7 @@ def build_scorer(settings: Settings, options: ScorerOptions) -> tuple[Any, Any]:
         options.predictions_topic,
         options.dead_letters_topic,
         report,
+        row_at_a_time=settings.scorer.row_at_a_time,
     )
     return watcher, scorer
 

@@ -94,12 +94,18 @@ def assemble_features(good: pd.DataFrame, terminal: dict[str, np.ndarray]) -> pd
 
 
 def score(
-    model: LoadedModel, features: pd.DataFrame, thresholds: Thresholds
+    model: LoadedModel, features: pd.DataFrame, thresholds: Thresholds, row_at_a_time: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The whole micro-batch through the native booster at once; scores and decisions."""
+    """The whole micro-batch through the native booster at once; scores and decisions. ``row_at_a_time``
+    calls the booster once per row instead: the baseline the vectorized path is measured against."""
     if features.empty:
         return np.empty(0), np.empty(0, dtype=object)
-    scores = np.clip(np.asarray(model.model.predict(features.to_numpy(np.float32)), dtype=np.float64), 0, 1)
+    matrix = features.to_numpy(np.float32)
+    if row_at_a_time:
+        raw = np.concatenate([np.asarray(model.model.predict(matrix[i : i + 1])) for i in range(len(matrix))])
+    else:
+        raw = np.asarray(model.model.predict(matrix))
+    scores = np.clip(raw.astype(np.float64), 0, 1)
     return scores, decide(scores, thresholds)
 
 
@@ -163,8 +169,10 @@ class BatchScorer:
         predictions_topic: str,
         dead_letters_topic: str,
         report: Callable[[BatchReport], None] | None = None,
+        row_at_a_time: bool = False,
     ) -> None:
         self.watcher, self.terminals, self.thresholds = watcher, terminals, thresholds
+        self.row_at_a_time = row_at_a_time
         self.write, self.kafka = write, kafka
         self.predictions_topic, self.dead_letters_topic = predictions_topic, dead_letters_topic
         self.report = report or (lambda r: log.info("%s", r))
@@ -206,7 +214,7 @@ class BatchScorer:
             terminal = self.terminals.features(good["terminal_id"].to_numpy(np.int64), seconds)
             features = assemble_features(good, terminal)
             lap("features")
-            scores, decisions = score(loaded, features, self.thresholds)
+            scores, decisions = score(loaded, features, self.thresholds, self.row_at_a_time)
             lap("model")
             scored_at_ms = _now_ms()
             produced_ms = good["kafka_ts_ms"].to_numpy(np.float64)

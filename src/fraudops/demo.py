@@ -1,0 +1,194 @@
+"""`make demo`: the whole loop on the native stack, with progress a person can follow."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from fraudops import fraud_db, pipeline
+from fraudops.airflow_api import AirflowApi
+from fraudops.history import load_simulated_history, next_stream_start, world_ending_today
+from fraudops.stack.manager import Stack, format_status, format_urls
+from fraudops.stack.services import venv_bin
+
+DAG_ID = "fraud_retraining"
+
+
+def step(number: int, title: str) -> None:
+    click.secho(f"\n[{number}] {title}", fg="cyan", bold=True)
+
+
+def _timed(action: Callable[[], Any]) -> tuple[Any, float]:
+    started = time.monotonic()
+    return action(), time.monotonic() - started
+
+
+def ensure_history(ctx: pipeline.Context) -> None:
+    with fraud_db.connect(ctx.dsn) as conn, conn.cursor() as cur:
+        fraud_db.create_tables(conn)
+        cur.execute(
+            "SELECT count(*), max(tx_datetime) FROM transactions_raw"
+            " WHERE tx_datetime > now() - interval '2 days'"
+        )
+        recent, newest = cur.fetchone()
+    if recent >= 1000:
+        click.echo(f"    the fraud database already holds recent history (newest transaction {newest})")
+        return
+    world = world_ending_today(ctx.settings.simulator, ctx.settings.simulator.n_days)
+    click.echo(f"    simulating {world.n_days} days for {world.n_customers:,} customers up to today")
+    (added, _), took = _timed(lambda: load_simulated_history(world, ctx.dsn, progress=True))
+    click.echo(f"    loaded {added:,} transactions with their delayed labels in {took:.0f} s")
+
+
+def retrain(api: AirflowApi, ctx: pipeline.Context, conf: dict[str, Any], why: str) -> dict[str, Any]:
+    run_id = api.trigger(DAG_ID, conf)
+    click.echo(f"    triggered {DAG_ID} ({why}): run {run_id}")
+    click.echo(f"    follow it at {ctx.settings.airflow_url}/dags/{DAG_ID}/runs/{run_id}")
+    started = time.monotonic()
+    seen: dict[tuple[str, int], str] = {}
+    while True:
+        for ti in api.task_instances(DAG_ID, run_id):
+            key = (ti["task_id"], ti["map_index"])
+            if ti["state"] and seen.get(key) != ti["state"]:
+                seen[key] = ti["state"]
+                label = ti["task_id"] + (f"[{ti['map_index']}]" if ti["map_index"] >= 0 else "")
+                click.echo(f"    {time.monotonic() - started:6.0f} s  {label:<16} {ti['state']}")
+        state = api.run_state(DAG_ID, run_id)
+        if state in ("success", "failed"):
+            break
+        time.sleep(3)
+    if state != "success":
+        raise click.ClickException(f"retraining run {run_id} {state}: see the Airflow UI")
+    decision = api.xcom(DAG_ID, run_id, "evaluate")
+    promotion = api.xcom(DAG_ID, run_id, "promote")
+    click.echo(f"    done in {time.monotonic() - started:.0f} s: {decision['reason']}")
+    return promotion
+
+
+def run_demo() -> None:
+    ctx = pipeline.Context.load()
+    stack = Stack(ctx.settings, log=lambda line: click.echo(f"    {line}"))
+
+    step(1, "Bringing the stack up (installs what is missing on first use)")
+    stack.up()
+    ctx = pipeline.Context.load()  # secrets exist now
+
+    step(2, "Loading transaction history into the fraud database")
+    ensure_history(ctx)
+
+    step(3, "Retraining through Airflow (extract -> validate -> features -> train -> evaluate -> promote)")
+    api = AirflowApi(ctx.settings, ctx.secrets)
+    api.wait_for_dag(DAG_ID)
+    retrain(api, ctx, {}, "first training")
+    champion = pipeline._champion(ctx)
+    if champion is None:
+        raise click.ClickException(
+            "no champion after the first retraining: see model_metadata and the DAG logs"
+        )
+    click.echo(f"    {ctx.model_name}@champion = v{champion.version} ({champion.tags.get('family')})")
+
+    step(4, "Starting the Spark Structured Streaming scorer and a live producer")
+    stack.start(["spark-scorer"])
+    since = _now(ctx)
+    producer = _start_producer(ctx, stack)
+    try:
+        click.echo(
+            "    transactions flow: producer -> Kafka transactions_stream -> scorer -> predictions, alerts"
+        )
+        _watch_scoring(ctx, since, seconds=60)
+
+        step(5, "Retraining again (force: the best candidate is promoted if it clears the gates)")
+        promotion = retrain(api, ctx, {"force": True}, "second training")
+        if promotion.get("promoted") and promotion.get("changed"):
+            click.echo(f"    promoted v{promotion['version']}; the scorer reloads between micro-batches")
+            _wait_for_version(ctx, since, str(promotion["version"]))
+        else:
+            click.echo(f"    not promoted ({promotion.get('reason')}): the scorer keeps v{champion.version}")
+        _watch_scoring(ctx, since, seconds=15)
+    finally:
+        producer.terminate()
+        producer.wait(30)
+
+    step(6, "Where to look")
+    click.echo(format_status(stack.status()))
+    click.echo("")
+    click.echo(format_urls(ctx.settings))
+    click.echo(
+        "\nThe scorer keeps running (`make status`); stop it with `fraudops stack down spark-scorer`, "
+        "the stack with `make down`."
+    )
+
+
+def _now(ctx: pipeline.Context) -> Any:
+    with fraud_db.connect(ctx.dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT now()")
+        return cur.fetchone()[0]
+
+
+def _start_producer(ctx: pipeline.Context, stack: Stack) -> subprocess.Popen:
+    log_path = stack.layout.log_of("demo-producer")
+    log_file = log_path.open("ab")
+    start = next_stream_start(ctx.settings.simulator, ctx.dsn)
+    click.echo(f"    producer: 20 transactions/s, wall-clock event time (log: {log_path})")
+    return subprocess.Popen(
+        [
+            venv_bin("fraudops"),
+            "produce",
+            "--rate",
+            "20",
+            "--clock",
+            "wallclock",
+            "--duration",
+            "3600",
+            "--start",
+            start.strftime("%Y-%m-%d"),
+        ],
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        cwd=ctx.settings.project_root,
+    )
+
+
+def _scoring_summary(ctx: pipeline.Context, since: Any) -> tuple[dict[tuple[str, str], int], int]:
+    with fraud_db.connect(ctx.dsn) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT model_version, decision, count(*) FROM transactions_with_score WHERE scored_at >= %s"
+            " GROUP BY 1, 2 ORDER BY 1, 2",
+            (since,),
+        )
+        scored = {(v, d): n for v, d, n in cur.fetchall()}
+        cur.execute("SELECT count(*) FROM fraud_alerts WHERE created_at >= %s", (since,))
+        alerts = cur.fetchone()[0]
+    return scored, alerts
+
+
+def _watch_scoring(ctx: pipeline.Context, since: Any, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(10)
+        scored, alerts = _scoring_summary(ctx, since)
+        per_version: dict[str, dict[str, int]] = {}
+        for (version, decision), n in scored.items():
+            per_version.setdefault(version, {})[decision] = n
+        text = "; ".join(
+            f"v{v}: " + ", ".join(f"{d} {n}" for d, n in sorted(ds.items()))
+            for v, ds in sorted(per_version.items())
+        )
+        click.echo(f"    scored so far: {text or 'waiting for the first micro-batch'} | alerts {alerts}")
+
+
+def _wait_for_version(ctx: pipeline.Context, since: Any, version: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        scored, _ = _scoring_summary(ctx, since)
+        if any(v == version for v, _ in scored):
+            click.echo(f"    predictions now carry model version {version}")
+            return
+        time.sleep(5)
+    raise click.ClickException(
+        f"the scorer did not take v{version} within {timeout:.0f} s: `make logs S=spark-scorer`"
+    )

@@ -1,0 +1,222 @@
+"""The fraud_retraining DAG on the real stack, triggered through Airflow's REST API like a user would.
+
+The tests run in file order: the first run makes sure a champion exists, the later ones check that worse
+models and bad data never replace it, and that a worker killed mid-training is survived.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+import uuid
+from datetime import date, timedelta
+
+import pandas as pd
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from fraudops import fraud_db, pipeline
+from fraudops.airflow_api import AirflowApi
+from fraudops.history import load_simulated_history, world_ending_today
+from fraudops.model_config import SimulatorSettings
+from fraudops.signals import MODEL_UPDATES_TOPIC, ModelUpdate
+from fraudops.simulator import simulate
+from fraudops.stack import process
+from fraudops.tracking import use_tracking_uri
+
+DAG_ID = "fraud_retraining"
+# a small world keeps each run around a minute and a half on two cores
+WORLD = SimulatorSettings(n_customers=1000, n_terminals=2000, n_days=170, seed=11)
+
+
+@pytest.fixture(scope="module")
+def ctx(running_stack) -> pipeline.Context:
+    ctx = pipeline.Context(running_stack.settings, running_stack.secrets)
+    use_tracking_uri(ctx.settings.mlflow_tracking_uri)
+    # the DAG reads the fraud database: give it history up to today if it has none
+    with fraud_db.connect(ctx.dsn) as conn, conn.cursor() as cur:
+        fraud_db.create_tables(conn)
+        cur.execute("SELECT count(*) FROM transactions_raw WHERE tx_datetime > now() - interval '2 days'")
+        recent = cur.fetchone()[0]
+    if recent < 1000:
+        load_simulated_history(world_ending_today(WORLD, WORLD.n_days), ctx.dsn)
+    return ctx
+
+
+@pytest.fixture(scope="module")
+def api(ctx) -> AirflowApi:
+    api = AirflowApi(ctx.settings, ctx.secrets)
+    api.wait_for_dag(DAG_ID)
+    return api
+
+
+def _run(api: AirflowApi, conf: dict | None = None, timeout: float = 900) -> tuple[str, str]:
+    run_id = api.trigger(DAG_ID, conf or {})
+    return run_id, api.wait(DAG_ID, run_id, timeout=timeout)
+
+
+def _champion(ctx) -> str | None:
+    version = pipeline._champion(ctx)
+    return version.version if version else None
+
+
+def _versions_of(ctx, run_id: str) -> dict[str, list[str]]:
+    key = pipeline.run_key_of(run_id)
+    found: dict[str, list[str]] = {}
+    for v in ctx.client().search_model_versions(
+        f"name = '{ctx.model_name}' and tags.`{pipeline.RUN_KEY_TAG}` = '{key}'"
+    ):
+        found.setdefault(v.tags["family"], []).append(v.version)
+    return found
+
+
+def _metadata(ctx, versions: list[str]) -> list[tuple]:
+    with fraud_db.connect(ctx.dsn) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT model_version, event, decision, reason, metrics FROM model_metadata "
+            "WHERE model_name = %s AND model_version = ANY(%s) ORDER BY id",
+            (ctx.model_name, versions),
+        )
+        return cur.fetchall()
+
+
+def _model_updates(ctx) -> list[ModelUpdate]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": ctx.settings.kafka_bootstrap_servers,
+            "group.id": f"it-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.assign([TopicPartition(MODEL_UPDATES_TOPIC, 0, 0)])
+    updates, idle = [], 0
+    while idle < 3:
+        msg = consumer.poll(1.0)
+        if msg is None:
+            idle += 1
+        elif msg.error() is None:
+            assert msg.key().decode() == ctx.model_name
+            updates.append(ModelUpdate.from_json(msg.value()))
+    consumer.close()
+    return updates
+
+
+def _states(api: AirflowApi, run_id: str) -> dict[tuple[str, int], dict]:
+    return {(ti["task_id"], ti["map_index"]): ti for ti in api.task_instances(DAG_ID, run_id)}
+
+
+def test_a_run_trains_each_family_registers_and_sets_a_champion(ctx, api, running_stack) -> None:
+    before = _champion(ctx)
+    run_id, state = _run(api)
+    assert state == "success"
+
+    versions = _versions_of(ctx, run_id)
+    assert sorted(versions) == sorted(ctx.settings.pipeline.families)
+    assert all(len(v) == 1 for v in versions.values()), versions
+    all_versions = [v for vs in versions.values() for v in vs]
+
+    # every training logged its model to MinIO through the MLflow server
+    for version in all_versions:
+        run = ctx.client().get_run(ctx.client().get_model_version(ctx.model_name, version).run_id)
+        assert run.info.artifact_uri.startswith("mlflow-artifacts:")
+        assert "auc_roc" in run.data.metrics
+
+    promotion = api.xcom(DAG_ID, run_id, "promote")
+    champion = _champion(ctx)
+    assert champion is not None
+    if before is None:  # the first run on this stack crowns its best candidate
+        assert promotion["promoted"] and champion == promotion["version"] and champion in all_versions
+
+    rows = _metadata(ctx, all_versions)
+    assert {r[1] for r in rows} >= {"evaluation"}
+    assert any(r[1] in ("promotion", "rejection") and r[3] for r in rows), rows
+    evaluation = next(r for r in rows if r[1] == "evaluation")
+    assert "average_precision" in evaluation[4]
+
+    if promotion["promoted"]:
+        updates = [u for u in _model_updates(ctx) if u.version == promotion["version"]]
+        assert updates and updates[-1].alias == "champion"
+
+    # the Airflow UI links training to its MLflow run
+    link = api.links(DAG_ID, run_id, "train", map_index=0)["MLflow run"]
+    assert link and link.startswith(ctx.settings.mlflow_tracking_uri) and "/runs/" in link
+
+
+def test_a_worse_configuration_is_not_promoted(ctx, api) -> None:
+    champion = _champion(ctx)
+    assert champion, "the previous test leaves a champion"
+    worse = {
+        "xgboost": {"n_estimators": 2, "max_depth": 1, "learning_rate": 0.01},
+        "catboost": {"iterations": 2, "depth": 1, "learning_rate": 0.01},
+    }
+    run_id, state = _run(api, {"model_overrides": worse})
+    assert state == "success"
+    assert _champion(ctx) == champion
+    promotion = api.xcom(DAG_ID, run_id, "promote")
+    assert promotion["promoted"] is False
+    assert _states(api, run_id)[("signal", -1)]["state"] == "skipped"
+    versions = [v for vs in _versions_of(ctx, run_id).values() for v in vs]
+    assert any(r[1] == "rejection" for r in _metadata(ctx, versions))
+
+
+def test_a_corrupted_snapshot_stops_the_run_before_training(ctx, api) -> None:
+    champion = _champion(ctx)
+    today = date.today()
+    frame = simulate(WORLD.model_copy(update={"n_days": 30, "start_date": today - timedelta(days=29)}))
+    frame = pd.concat([frame, frame.head(20)], ignore_index=True)  # duplicated ids
+    frame.loc[frame.index[:10], "tx_amount"] = float("nan")  # null amounts
+    frame["tx_fraud"] = (frame.index % 2).astype("int8")  # 50 % fraud
+    uri = f"s3://{ctx.settings.minio.buckets.lake}/it/corrupted-{uuid.uuid4().hex[:8]}.parquet"
+    pipeline.write_frame(ctx, frame, uri)
+
+    run_id, state = _run(api, {"snapshot_uri": uri})
+    assert state == "failed"
+    states = _states(api, run_id)
+    assert states[("validate", -1)]["state"] == "failed"
+    assert states[("validate", -1)]["try_number"] == 1, "bad data is not retried"
+    assert all(
+        ti["state"] in ("upstream_failed", None)
+        for (task, _), ti in states.items()
+        if task in ("build_features", "train", "evaluate", "promote", "signal")
+    )
+    assert _versions_of(ctx, run_id) == {}
+    assert _champion(ctx) == champion
+
+    # the validation result is in MLflow, Data Docs included
+    import mlflow
+
+    runs = mlflow.search_runs(
+        experiment_names=[pipeline.VALIDATION_EXPERIMENT],
+        output_format="list",
+        filter_string=f"tags.`{pipeline.RUN_KEY_TAG}` = '{pipeline.run_key_of(run_id)}'",
+    )
+    assert runs and runs[0].data.tags["validation.success"] == "False"
+    artifacts = [a.path for a in ctx.client().list_artifacts(runs[0].info.run_id, "data_docs")]
+    assert "data_docs/index.html" in artifacts
+    result = mlflow.artifacts.load_dict(f"runs:/{runs[0].info.run_id}/validation/result.json")
+    failures = result["failures"]
+    assert any("transaction_id" in f for f in failures) and any("tx_amount" in f for f in failures)
+    assert any("tx_fraud" in f for f in failures)
+
+
+def test_a_worker_killed_during_training_is_survived(ctx, api, running_stack) -> None:
+    stack = running_stack.stack
+    run_id = api.trigger(DAG_ID, {"families": ["catboost", "xgboost"]})
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        states = _states(api, run_id)
+        if any(task == "train" and ti["state"] == "running" for (task, _), ti in states.items()):
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError("training never started")
+    # a crash, not a shutdown: the worker gets no chance to finish or hand back its task
+    assert process.stop(stack.layout, "airflow-worker", signal.SIGKILL, timeout=10)
+    stack.start(["airflow-worker"])
+
+    assert api.wait(DAG_ID, run_id, timeout=900) == "success"
+    trains = [ti for (task, _), ti in _states(api, run_id).items() if task == "train"]
+    assert any(ti["try_number"] >= 2 for ti in trains), "the killed training was not retried"
+    versions = _versions_of(ctx, run_id)
+    assert sorted(versions) == ["catboost", "xgboost"]
+    assert all(len(v) == 1 for v in versions.values()), f"duplicate versions after the retry: {versions}"
