@@ -126,6 +126,15 @@ class _Windows:
         return (hi - lo).astype(np.float64), {name: p[hi] - p[lo] for name, p in self.prefix.items()}
 
 
+def statistic_of(feature: WindowFeature, counts: np.ndarray, sums: dict[str, np.ndarray]) -> np.ndarray:
+    """A window feature's value from its window's counts and sums (batch and online share this)."""
+    if feature.statistic == "count":
+        return counts
+    if feature.statistic == "mean_amount":
+        return _ratio(sums["amount"], counts)
+    return _ratio(sums["fraud"], counts)
+
+
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     out = np.zeros_like(numerator)
     np.divide(numerator, denominator, out=out, where=denominator > 0)
@@ -167,13 +176,7 @@ def build_features(transactions: pd.DataFrame, *, fraud: pd.Series | None = None
             span = (f.window_days * SECONDS_PER_DAY, f.delay_days * SECONDS_PER_DAY)
             if span not in cache:
                 cache[span] = windows.counts_and_sums(*span)
-            counts, sums = cache[span]
-            if f.statistic == "count":
-                features[f.name] = counts
-            elif f.statistic == "mean_amount":
-                features[f.name] = _ratio(sums["amount"], counts)
-            else:
-                features[f.name] = _ratio(sums["fraud"], counts)
+            features[f.name] = statistic_of(f, *cache[span])
 
     for name in FEATURE_NAMES:
         out[name] = features[name]
@@ -269,11 +272,5 @@ def online_window_features(
             cache[span] = windowed_sums(
                 history_entity, history_seconds, values, query_entity, query_seconds, *span
             )
-        counts, sums = cache[span]
-        if f.statistic == "count":
-            out[f.name] = counts
-        elif f.statistic == "mean_amount":
-            out[f.name] = _ratio(sums["amount"], counts)
-        else:
-            out[f.name] = _ratio(sums["fraud"], counts)
+        out[f.name] = statistic_of(f, *cache[span])
     return out

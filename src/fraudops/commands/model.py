@@ -22,6 +22,14 @@ if TYPE_CHECKING:  # pragma: no cover
 DEFAULT_TRANSACTIONS = Path("data") / "transactions.parquet"
 DEFAULT_FEATURES = Path("data") / "features.parquet"
 
+data_option = click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_FEATURES,
+    show_default=True,
+    help="Features (or transactions) Parquet file.",
+)
+
 
 def _settings() -> Settings:
     from fraudops.settings import load_settings
@@ -202,13 +210,7 @@ def build_features_command(transactions: Path, out: Path) -> None:
 
 @click.command("train")
 @click.option("--family", type=click.Choice(["xgboost", "catboost", "all"]), help="[default: model.family]")
-@click.option(
-    "--data",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_FEATURES,
-    show_default=True,
-    help="Features (or transactions) Parquet file.",
-)
+@data_option
 @click.option("--snapshot", help="Data snapshot reference recorded with the run [default: the --data path].")
 @click.option("--tracking-uri", help="MLflow tracking URI [default: the stack's server].")
 @click.option("--search/--no-search", default=None, help="Small hyperparameter search [default: config].")
@@ -262,13 +264,7 @@ def train_command(
 @click.option(
     "--model-uri", required=True, help="e.g. models:/fraud-detector@champion or models:/fraud-detector/3"
 )
-@click.option(
-    "--data",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_FEATURES,
-    show_default=True,
-    help="Features (or transactions) Parquet file.",
-)
+@data_option
 @click.option("--test-days", type=int, help="Out-of-time window length [default: training.split.test_days].")
 @click.option(
     "--end", type=click.DateTime(["%Y-%m-%d"]), help="End of the window [default: end of the data]."
