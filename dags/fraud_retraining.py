@@ -37,9 +37,9 @@ Each training and evaluation task has an **MLflow run** link.
 
 @dag(
     dag_id="fraud_retraining",
-    # daily at 02:00 UTC; unpausing the DAG does not start a run for a past day
-    schedule=CronTriggerTimetable("0 2 * * *", timezone="UTC"),
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    # daily at 02:00 UTC. No start_date: unpausing the DAG waits for the next 02:00 instead of running
+    # a past day at once (CronTriggerTimetable's run_immediately=False)
+    schedule=CronTriggerTimetable("0 2 * * *", timezone="UTC", run_immediately=False),
     catchup=False,
     max_active_runs=1,
     tags=["fraud", "training", "mlflow"],

@@ -216,7 +216,8 @@ def read_transactions(
     buffer.seek(0)
     dtypes = pandas_dtypes(labels=False)
     frame = pd.read_csv(buffer, dtype={k: v for k, v in dtypes.items() if k != "tx_datetime"})
-    frame["tx_datetime"] = pd.to_datetime(frame["tx_datetime"])
+    # live events carry microseconds, simulated history whole seconds: one frame may hold both
+    frame["tx_datetime"] = pd.to_datetime(frame["tx_datetime"], format="ISO8601")
     return frame
 
 
@@ -236,7 +237,8 @@ def read_terminal_history(target: Any, start: datetime, end: datetime) -> pd.Dat
         conn.commit()
     buffer.seek(0)
     frame = pd.read_csv(buffer, dtype={"terminal_id": "int64", "tx_fraud": "float64"})
-    frame["tx_datetime"] = pd.to_datetime(frame["tx_datetime"])
+    # live events carry microseconds, simulated history whole seconds: one frame may hold both
+    frame["tx_datetime"] = pd.to_datetime(frame["tx_datetime"], format="ISO8601")
     return frame
 
 
