@@ -61,6 +61,18 @@ class AirflowApi:
             time.sleep(poll)
         raise TimeoutError(f"{dag_id} run {run_id} still {state} after {timeout:.0f} s")
 
+    def wait_until_idle(self, dag_id: str, timeout: float = 900.0, settle: float = 5.0) -> None:
+        """Wait until ``dag_id`` has no queued or running run (checked twice, ``settle`` seconds apart)."""
+        deadline = time.monotonic() + timeout
+        quiet = 0
+        while time.monotonic() < deadline:
+            runs = self._call("GET", f"/dags/{dag_id}/dagRuns", params={"state": ["queued", "running"]})
+            quiet = quiet + 1 if not runs["dag_runs"] else 0
+            if quiet >= 2:
+                return
+            time.sleep(settle)
+        raise TimeoutError(f"{dag_id} still has active runs after {timeout:.0f} s")
+
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         return list(self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"])
 

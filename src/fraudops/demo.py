@@ -83,6 +83,7 @@ def run_demo() -> None:
     step(3, "Retraining through Airflow (extract -> validate -> features -> train -> evaluate -> promote)")
     api = AirflowApi(ctx.settings, ctx.secrets)
     api.wait_for_dag(DAG_ID)
+    api.wait_until_idle(DAG_ID)  # a scheduled run may be under way
     retrain(api, ctx, {}, "first training")
     champion = pipeline._champion(ctx)
     if champion is None:
