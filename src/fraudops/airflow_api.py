@@ -31,6 +31,10 @@ class AirflowApi:
         response.raise_for_status()
         return response.json() if response.content else None
 
+    def get(self, path: str, **params: Any) -> Any:
+        """GET ``/api/v2<path>``; raises on an error status."""
+        return self._call("GET", path, params=params)
+
     def wait_for_dag(self, dag_id: str, timeout: float = 180.0) -> None:
         """Wait until the dag-processor has parsed ``dag_id``, then unpause it."""
         deadline = time.monotonic() + timeout

@@ -49,3 +49,31 @@ def publish_model_update(bootstrap_servers: str, update: ModelUpdate, timeout: f
         raise TimeoutError(f"model update for {update.model_name} v{update.version} not acknowledged")
     if errors[0] is not None:
         raise KafkaException(errors[0])
+
+
+def read_model_updates(bootstrap_servers: str, model_name: str, idle_polls: int = 3) -> list[ModelUpdate]:
+    """Every update of ``model_name`` still on the topic, oldest first (the topic is compacted, so older
+    promotions of a model may be gone). Reads until ``idle_polls`` one-second polls bring nothing."""
+    import uuid
+
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": f"model-updates-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.assign([TopicPartition(MODEL_UPDATES_TOPIC, 0, 0)])
+    updates, idle = [], 0
+    try:
+        while idle < idle_polls:
+            msg = consumer.poll(1.0)
+            if msg is None:
+                idle += 1
+            elif msg.error() is None and msg.key() is not None and msg.key().decode() == model_name:
+                updates.append(ModelUpdate.from_json(msg.value()))
+    finally:
+        consumer.close()
+    return updates

@@ -9,13 +9,12 @@ import mlflow
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from confluent_kafka import Consumer, TopicPartition
 from mlflow import MlflowClient
 from sklearn.linear_model import LogisticRegression
 
 from fraudops import fraud_db
 from fraudops.cli import main
-from fraudops.signals import MODEL_UPDATES_TOPIC, ModelUpdate
+from fraudops.signals import read_model_updates
 
 
 @pytest.fixture
@@ -39,22 +38,6 @@ def _cli(name: str, *args: str):
     return CliRunner().invoke(main, list(args), env={"FRAUDOPS_MLFLOW__MODEL_NAME": name})
 
 
-def _updates(settings, name: str) -> list[ModelUpdate]:
-    consumer = Consumer(
-        {"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": f"it-{uuid.uuid4()}"}
-    )
-    consumer.assign([TopicPartition(MODEL_UPDATES_TOPIC, 0, 0)])
-    found, idle = [], 0
-    while idle < 3:
-        msg = consumer.poll(1.0)
-        if msg is None:
-            idle += 1
-        elif msg.error() is None and msg.key().decode() == name:
-            found.append(ModelUpdate.from_json(msg.value()))
-    consumer.close()
-    return found
-
-
 def test_promote_then_rollback_moves_aliases_records_and_signals(running_stack, model) -> None:
     client = MlflowClient(running_stack.settings.mlflow_tracking_uri)
     first = _cli(model, "promote", "--version", "1")
@@ -70,7 +53,7 @@ def test_promote_then_rollback_moves_aliases_records_and_signals(running_stack, 
     assert client.get_model_version_by_alias(model, "champion").version == "1"
     assert client.get_model_version_by_alias(model, "previous").version == "2"
 
-    updates = _updates(running_stack.settings, model)
+    updates = read_model_updates(running_stack.settings.kafka_bootstrap_servers, model)
     assert [(u.version, u.action) for u in updates] == [("1", "manual"), ("2", "manual"), ("1", "rollback")]
     with fraud_db.connect(fraud_db.fraud_dsn(running_stack.settings, running_stack.secrets)) as conn:
         with conn.cursor() as cur:

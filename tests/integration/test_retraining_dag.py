@@ -13,13 +13,12 @@ from datetime import date, timedelta
 
 import pandas as pd
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
 from fraudops import fraud_db, pipeline
 from fraudops.airflow_api import AirflowApi
 from fraudops.history import load_simulated_history, world_ending_today
 from fraudops.model_config import SimulatorSettings
-from fraudops.signals import MODEL_UPDATES_TOPIC, ModelUpdate
+from fraudops.signals import read_model_updates
 from fraudops.simulator import simulate
 from fraudops.stack import process
 from fraudops.tracking import use_tracking_uri
@@ -82,27 +81,6 @@ def _metadata(ctx, versions: list[str]) -> list[tuple]:
         return cur.fetchall()
 
 
-def _model_updates(ctx) -> list[ModelUpdate]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": ctx.settings.kafka_bootstrap_servers,
-            "group.id": f"it-{uuid.uuid4()}",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.assign([TopicPartition(MODEL_UPDATES_TOPIC, 0, 0)])
-    updates, idle = [], 0
-    while idle < 3:
-        msg = consumer.poll(1.0)
-        if msg is None:
-            idle += 1
-        elif msg.error() is None:
-            assert msg.key().decode() == ctx.model_name
-            updates.append(ModelUpdate.from_json(msg.value()))
-    consumer.close()
-    return updates
-
-
 def _states(api: AirflowApi, run_id: str) -> dict[tuple[str, int], dict]:
     return {(ti["task_id"], ti["map_index"]): ti for ti in api.task_instances(DAG_ID, run_id)}
 
@@ -138,7 +116,8 @@ def test_a_run_trains_each_family_registers_and_sets_a_champion(ctx, api, runnin
     assert "average_precision" in evaluation[4]
 
     if promotion["promoted"]:
-        updates = [u for u in _model_updates(ctx) if u.version == promotion["version"]]
+        updates = read_model_updates(ctx.settings.kafka_bootstrap_servers, ctx.model_name)
+        updates = [u for u in updates if u.version == promotion["version"]]
         assert updates and updates[-1].alias == "champion"
 
     # the Airflow UI links training to its MLflow run
