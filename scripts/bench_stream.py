@@ -101,7 +101,7 @@ def run_mode(settings: Settings, row_at_a_time: bool, rates: list[int], seconds:
             predictions_topic,
             "--dead-letters-topic",
             dead,
-            "--checkpoint-dir",
+            "--checkpoint",
             checkpoints,
             "--starting-offsets",
             "earliest",

@@ -224,7 +224,7 @@ def scorer_args(
         predictions,
         "--dead-letters-topic",
         dead_letters,
-        "--checkpoint-dir",
+        "--checkpoint",
         str(checkpoint),
         "--models-dir",
         str(models_dir),

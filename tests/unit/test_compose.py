@@ -623,10 +623,29 @@ def test_versions_agree(settings: Settings) -> None:
     assert _lock_versions()["pyspark"] == versions.spark
 
 
+def test_hadoop_aws_matches_the_hadoop_client_pyspark_ships() -> None:
+    import pyspark
+
+    shipped = sorted((Path(pyspark.__file__).parent / "jars").glob("hadoop-client-api-*.jar"))
+    assert shipped, "pyspark ships no hadoop-client-api jar"
+    version = shipped[0].name.removeprefix("hadoop-client-api-").removesuffix(".jar")
+    assert _pom_property(REPO / "spark-jobs" / "pom.xml", "hadoop.version") == version
+
+
+def test_compose_scorer_checkpoints_on_object_storage(
+    settings: Settings, services: dict[str, dict[str, Any]]
+) -> None:
+    location = services["spark-scorer"]["environment"]["FRAUDOPS_SCORER__CHECKPOINT_DIR"]
+    assert location.startswith(f"s3a://{settings.minio.buckets.lake}/")
+    assert "minio-init" in _requires(services, "spark-scorer")  # the bucket exists before the first batch
+
+
 def test_spark_image() -> None:
     text = DOCKERFILES["spark-scorer"].read_text()
     assert "openjdk-17-jre-headless" in text
     assert "COPY spark-jobs/pom.xml" in text and "copy-dependencies" in text
+    # the image carries S3A: its checkpoints live in MinIO
+    assert re.search(r"mvn .*-P s3a", text)
     assert "pip install -r /tmp/requirements.lock" in text and "pip install --no-deps" in text
 
 

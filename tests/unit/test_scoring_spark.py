@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,12 @@ import pytest
 from fraudops.features import build_features
 from fraudops.schema import event_to_json
 from fraudops.scoring.parse import parse_events
-from fraudops.scoring.state import CUSTOMER_FEATURES, with_customer_features
+from fraudops.scoring.state import (
+    CUSTOMER_FEATURES,
+    customer_state_operator,
+    state_ttl_ms,
+    with_customer_features,
+)
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +35,70 @@ def spark():
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.ui.enabled", "false")
         .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.streaming.noDataMicroBatches.enabled", "false")
         .getOrCreate()
     )
     yield session
     session.stop()
+
+
+def _records(spark, tx: pd.DataFrame, first_offset: int = 0):
+    payloads = [event_to_json(row).encode() for row in tx.to_dict("records")]
+    return spark.createDataFrame(
+        pd.DataFrame(
+            {
+                "value": payloads,
+                "topic": "transactions_stream",
+                "partition": 0,
+                "offset": np.arange(first_offset, first_offset + len(payloads), dtype=np.int64),
+                "timestamp": pd.Timestamp("2024-01-01"),
+            }
+        )
+    )
+
+
+def _drop_into(folder, records, name: str) -> None:
+    """Write ``records`` elsewhere and move the finished Parquet files in: the stream sees whole files."""
+    staging = folder.parent / f"staging-{name}"
+    records.write.parquet(str(staging))
+    folder.mkdir(exist_ok=True)
+    for part in staging.glob("*.parquet"):
+        part.rename(folder / f"{name}-{part.name}")
+
+
+def test_state_ttl_may_not_cut_into_a_window() -> None:
+    assert state_ttl_ms(31) == 31 * 86_400_000
+    with pytest.raises(ValueError, match="longest customer window"):
+        state_ttl_ms(7)
+
+
+def test_idle_customers_state_expires(spark, small_transactions, tmp_path) -> None:
+    customers = small_transactions["customer_id"].unique()[:3]
+    first = small_transactions[small_transactions["customer_id"].isin(customers[:2])].iloc[:40]
+    later = small_transactions[small_transactions["customer_id"] == customers[2]].iloc[:10]
+    _drop_into(tmp_path / "records", _records(spark, first), "a")
+    source = spark.readStream.schema(_records(spark, first).schema).parquet(str(tmp_path / "records"))
+    query = (
+        customer_state_operator(parse_events(source), ttl_ms=1_000)
+        .writeStream.format("memory")
+        .queryName("expiring")
+        .outputMode("update")
+        .option("checkpointLocation", str(tmp_path / "checkpoint"))
+        .trigger(processingTime="200 milliseconds")
+        .start()
+    )
+    try:
+        query.processAllAvailable()
+        assert query.lastProgress["stateOperators"][0]["numRowsTotal"] == 2
+        time.sleep(2.5)  # both customers idle for longer than the TTL
+        _drop_into(tmp_path / "records", _records(spark, later, first_offset=1_000), "b")
+        query.processAllAvailable()
+        state = query.lastProgress["stateOperators"][0]
+        # the idle customers were dropped, the new one kept
+        assert state["numRowsTotal"] == 1 and state["numRowsRemoved"] == 2
+    finally:
+        query.stop()
+    assert len(spark.table("expiring").toPandas()) == len(first) + len(later)
 
 
 def test_parse_and_state_on_a_static_frame(spark, small_transactions, tmp_path) -> None:
@@ -54,7 +120,7 @@ def test_parse_and_state_on_a_static_frame(spark, small_transactions, tmp_path) 
     records.write.parquet(str(tmp_path / "records"))
     source = spark.readStream.schema(records.schema).parquet(str(tmp_path / "records"))
     query = (
-        with_customer_features(parse_events(source))
+        with_customer_features(parse_events(source), ttl_days=31)
         .writeStream.format("memory")
         .queryName("scored_static")
         .outputMode("update")

@@ -109,7 +109,9 @@ def produce_command(
 @click.option("--predictions-topic", help="[default: scorer.predictions_topic]")
 @click.option("--dead-letters-topic", help="[default: scorer.dead_letters_topic]")
 @click.option(
-    "--checkpoint-dir", type=click.Path(path_type=Path), help="[default: under the stack's data dir]"
+    "--checkpoint",
+    "checkpoint_location",
+    help="Folder or s3a:// URI of the checkpoints [default: scorer.checkpoint_dir, in the data dir].",
 )
 @click.option(
     "--models-dir", "last_known_good_dir", type=click.Path(path_type=Path), help="Last-known-good copies."
@@ -124,10 +126,15 @@ def score_command(no_ui: bool, **overrides) -> None:  # type: ignore[no-untyped-
     """Run the Spark Structured Streaming scorer until SIGTERM / Ctrl-C."""
     from dataclasses import replace
 
-    from fraudops.scoring.job import ScorerOptions, run
+    from fraudops.scoring.job import ScorerFailed, ScorerOptions, checkpoint_location, run
 
     settings = _settings()
+    if overrides["checkpoint_location"]:
+        overrides["checkpoint_location"] = checkpoint_location(Path.cwd(), overrides["checkpoint_location"])
     options = ScorerOptions.from_settings(settings, **overrides)
     if no_ui:
         options = replace(options, ui_port=None)
-    run(settings, options)
+    try:
+        run(settings, options)
+    except ScorerFailed as exc:
+        raise click.ClickException(str(exc)) from exc

@@ -22,11 +22,14 @@ class ScorerSettings(BaseModel):
     poll_interval_s: float = Field(30.0, gt=0)
     # the terminal table re-reads this much event time before its last load, to pick up late labels
     terminal_settle_hours: float = Field(24.0, ge=0)
-    # relative to the stack's data folder; object storage (s3a://) in compose
+    # relative to the stack's data folder, or an s3a:// URI (object storage, as in compose)
     checkpoint_dir: str = "data/checkpoints/score_transactions"
     # relative to the project root; contents git-ignored
     last_known_good_dir: str = "models"
     # Spark state store partitions of the customer windows; small on a 2-core machine
     shuffle_partitions: int = Field(4, ge=1)
+    # a customer's window state is dropped this long (processing time) after its last transaction; at least
+    # the longest customer window (30 days), so expiry never changes a feature, only bounds the state store
+    customer_state_ttl_days: float = Field(31.0, gt=0)
     # score one row at a time instead of the whole micro-batch: only the baseline of `make bench-stream`
     row_at_a_time: bool = False

@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -26,7 +27,8 @@ class ScorerOptions:
     source_topic: str
     predictions_topic: str
     dead_letters_topic: str
-    checkpoint_dir: Path
+    # a local folder, or a Hadoop file-system URI (s3a://bucket/prefix) for checkpoints on object storage
+    checkpoint_location: str
     last_known_good_dir: Path
     starting_offsets: str
     max_offsets_per_trigger: int
@@ -49,7 +51,7 @@ class ScorerOptions:
             source_topic=s.source_topic,
             predictions_topic=s.predictions_topic,
             dead_letters_topic=s.dead_letters_topic,
-            checkpoint_dir=settings.data_dir / s.checkpoint_dir,
+            checkpoint_location=checkpoint_location(settings.data_dir, s.checkpoint_dir),
             last_known_good_dir=settings.path(s.last_known_good_dir),
             starting_offsets=s.starting_offsets,
             max_offsets_per_trigger=s.max_offsets_per_trigger,
@@ -59,6 +61,18 @@ class ScorerOptions:
             ui_port=settings.stack.ports.spark_ui,
         )
         return replace(options, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def checkpoint_location(base: Path, configured: str | Path) -> str:
+    """A URI with a scheme stays as is; a local path is resolved against ``base`` (the data folder)."""
+    text = str(configured)
+    if "://" in text:
+        return text
+    return str((base / text).resolve())
+
+
+def is_local(location: str) -> bool:
+    return "://" not in location or location.startswith("file://")
 
 
 def kafka_source(spark: Any, bootstrap_servers: str, options: ScorerOptions) -> Any:
@@ -120,13 +134,14 @@ def start_query(spark: Any, settings: Settings, options: ScorerOptions, scorer: 
     from fraudops.scoring.state import with_customer_features
 
     records = kafka_source(spark, settings.kafka_bootstrap_servers, options)
-    featured = with_customer_features(parse_events(records))
-    options.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    featured = with_customer_features(parse_events(records), settings.scorer.customer_state_ttl_days)
+    if is_local(options.checkpoint_location):
+        Path(options.checkpoint_location.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
     return (
         featured.writeStream.queryName("score_transactions")
         .outputMode("update")
         .foreachBatch(scorer)
-        .option("checkpointLocation", str(options.checkpoint_dir))
+        .option("checkpointLocation", options.checkpoint_location)
         .trigger(processingTime=options.trigger_interval)
         .start()
     )
@@ -138,16 +153,60 @@ def session_conf(settings: Settings, options: ScorerOptions) -> dict[str, str]:
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.session.timeZone": "UTC",
         "spark.ui.showConsoleProgress": "false",
+        # state timeouts would otherwise run an empty micro-batch every trigger; expiring idle customers
+        # when the next transactions arrive is soon enough
+        "spark.sql.streaming.noDataMicroBatches.enabled": "false",
     }
     if options.ui_port is None:
         conf["spark.ui.enabled"] = "false"
     else:
         conf["spark.ui.port"] = str(options.ui_port)
+    if options.checkpoint_location.startswith("s3a://"):
+        from fraudops.secrets import load_secrets
+
+        conf.update(s3a_conf(settings, load_secrets(settings.env_dir)))
     return conf
+
+
+def s3a_conf(settings: Settings, secrets: Mapping[str, str]) -> dict[str, str]:
+    """Hadoop S3A settings for the stack's object store (MinIO: path-style, its own endpoint and keys).
+
+    Needs hadoop-aws on the class path (``spark-jobs/pom.xml`` profile ``s3a``, in the compose image). Spark
+    redacts the key settings in its UI and logs (``spark.redaction.regex``).
+    """
+    endpoint = settings.s3_endpoint_url
+    return {
+        "spark.hadoop.fs.s3a.endpoint": endpoint,
+        "spark.hadoop.fs.s3a.endpoint.region": "us-east-1",
+        "spark.hadoop.fs.s3a.path.style.access": "true",
+        "spark.hadoop.fs.s3a.connection.ssl.enabled": str(endpoint.startswith("https://")).lower(),
+        "spark.hadoop.fs.s3a.access.key": secrets["MINIO_ROOT_USER"],
+        "spark.hadoop.fs.s3a.secret.key": secrets["MINIO_ROOT_PASSWORD"],
+        "spark.hadoop.fs.s3a.aws.credentials.provider": (
+            "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
+        ),
+    }
+
+
+class ScorerFailed(RuntimeError):
+    """The streaming query stopped with an error."""
+
+
+def failure_message(error: str, checkpoint: str) -> str:
+    if "STATE_STORE_VALUE_SCHEMA_NOT_COMPATIBLE" in error or "STATE_STORE_KEY_SCHEMA_NOT_COMPATIBLE" in error:
+        # the customer state changed shape (a new scorer version): the old checkpoint cannot be resumed
+        return (
+            f"the checkpoint {checkpoint} holds customer state of an older scorer; stop the scorer, delete "
+            "that checkpoint and start again (it restarts from scorer.starting_offsets; transactions already "
+            f"in Postgres keep their first score). Spark said: {error.splitlines()[0]}"
+        )
+    return f"scorer query failed: {error}"
 
 
 def run(settings: Settings, options: ScorerOptions) -> None:
     """Run the scorer until SIGTERM/SIGINT (graceful: the current micro-batch finishes)."""
+    from pyspark.errors import StreamingQueryException
+
     from fraudops.spark import build_session
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -164,7 +223,7 @@ def run(settings: Settings, options: ScorerOptions) -> None:
         options.predictions_topic,
         options.model_name,
         options.alias,
-        options.checkpoint_dir,
+        options.checkpoint_location,
     )
     stopping = threading.Event()
 
@@ -178,7 +237,9 @@ def run(settings: Settings, options: ScorerOptions) -> None:
         while not stopping.is_set() and query.isActive:
             query.awaitTermination(1)
         if query.exception() is not None:
-            raise RuntimeError(f"scorer query failed: {query.exception()}")
+            raise ScorerFailed(failure_message(str(query.exception()), options.checkpoint_location))
+    except StreamingQueryException as exc:
+        raise ScorerFailed(failure_message(str(exc), options.checkpoint_location)) from exc
     finally:
         watcher.stop()
         # a group-wide SIGTERM (`fraudops stack down`) may have taken the JVM already; the checkpoint and

@@ -94,8 +94,11 @@ def customer_step(history: CustomerHistory, events: pd.DataFrame) -> tuple[pd.Da
 
 
 def _update_customer(
-    key: tuple[Any, ...], frames: Iterator[pd.DataFrame], state: Any
+    key: tuple[Any, ...], frames: Iterator[pd.DataFrame], state: Any, ttl_ms: int
 ) -> Iterator[pd.DataFrame]:
+    if state.hasTimedOut:  # idle longer than every window: nothing in the history can count any more
+        state.remove()
+        return
     events = pd.concat(list(frames), ignore_index=True)
     if int(key[0]) < 0:  # bad events: pass through, no state
         for name in CUSTOMER_FEATURES:
@@ -105,13 +108,40 @@ def _update_customer(
     history = CustomerHistory.from_state(state.get) if state.exists else CustomerHistory.empty()
     out, history = customer_step(history, events)
     state.update(history.as_state())
+    state.setTimeoutDuration(ttl_ms)
     yield out
 
 
-def with_customer_features(parsed: DataFrame) -> DataFrame:
-    """Parsed events -> the same rows with the customer window features (null for bad events)."""
+def state_ttl_ms(ttl_days: float) -> int:
+    """Idle time after which a customer's state is dropped; shorter than a window would change features."""
+    ttl_s = ttl_days * SECONDS_PER_DAY
+    if ttl_s < _LONGEST_S:
+        raise ValueError(
+            f"customer state TTL of {ttl_days} days is shorter than the longest customer window "
+            f"({_LONGEST_S / SECONDS_PER_DAY:g} days): idle customers would lose history the features use"
+        )
+    return int(ttl_s * 1000)
+
+
+def with_customer_features(parsed: DataFrame, ttl_days: float) -> DataFrame:
+    """Parsed events -> the same rows with the customer window features (null for bad events).
+
+    A customer's state expires ``ttl_days`` of processing time after its last transaction, so the state
+    store holds the active customers only instead of every card ever seen.
+    """
+    return customer_state_operator(parsed, state_ttl_ms(ttl_days))
+
+
+def customer_state_operator(parsed: DataFrame, ttl_ms: int) -> DataFrame:
+    """The stateful operator itself, with an unchecked TTL (tests expire state in seconds)."""
+    from functools import partial
+
     from pyspark.sql.streaming.state import GroupStateTimeout
 
     return parsed.groupBy("state_key").applyInPandasWithState(
-        _update_customer, OUTPUT_DDL, STATE_DDL, "Update", GroupStateTimeout.NoTimeout
+        partial(_update_customer, ttl_ms=ttl_ms),
+        OUTPUT_DDL,
+        STATE_DDL,
+        "Update",
+        GroupStateTimeout.ProcessingTimeTimeout,
     )

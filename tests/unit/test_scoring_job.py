@@ -1,0 +1,58 @@
+"""Where the scorer keeps its checkpoints: a local folder natively, object storage (s3a) in compose."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fraudops.scoring.job import (
+    ScorerOptions,
+    checkpoint_location,
+    failure_message,
+    is_local,
+    s3a_conf,
+    session_conf,
+)
+from fraudops.settings import load_settings
+
+SECRETS = {"MINIO_ROOT_USER": "user", "MINIO_ROOT_PASSWORD": "pass"}
+
+
+def test_relative_checkpoints_live_in_the_data_folder() -> None:
+    settings = load_settings()
+    options = ScorerOptions.from_settings(settings, dsn="postgresql://unused")
+    assert options.checkpoint_location == str(settings.data_dir / "data/checkpoints/score_transactions")
+    assert is_local(options.checkpoint_location)
+    assert checkpoint_location(Path("/srv"), "/abs/ckpt") == "/abs/ckpt"
+
+
+def test_object_storage_checkpoints_stay_uris(monkeypatch) -> None:
+    monkeypatch.setenv("FRAUDOPS_SCORER__CHECKPOINT_DIR", "s3a://fraud-lake/checkpoints/score")
+    options = ScorerOptions.from_settings(load_settings(), dsn="postgresql://unused")
+    assert options.checkpoint_location == "s3a://fraud-lake/checkpoints/score"
+    assert not is_local(options.checkpoint_location)
+    assert is_local("file:///tmp/ckpt")
+
+
+def test_s3a_conf_points_at_the_stack_object_store(monkeypatch) -> None:
+    monkeypatch.setenv("FRAUDOPS_STACK__HOSTS__MINIO", "minio")
+    conf = s3a_conf(load_settings(), SECRETS)
+    assert conf["spark.hadoop.fs.s3a.endpoint"] == "http://minio:9000"
+    assert conf["spark.hadoop.fs.s3a.path.style.access"] == "true"
+    assert conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "false"
+    assert conf["spark.hadoop.fs.s3a.access.key"] == "user"
+    assert conf["spark.hadoop.fs.s3a.secret.key"] == "pass"
+
+
+def test_local_checkpoints_need_no_object_store_settings() -> None:
+    settings = load_settings()
+    conf = session_conf(settings, ScorerOptions.from_settings(settings, dsn="postgresql://unused"))
+    assert not any(key.startswith("spark.hadoop.fs.s3a") for key in conf)
+    # idle customers expire when data arrives, not in empty micro-batches every trigger
+    assert conf["spark.sql.streaming.noDataMicroBatches.enabled"] == "false"
+
+
+def test_an_old_state_schema_tells_what_to_do() -> None:
+    spark_error = "[STATE_STORE_VALUE_SCHEMA_NOT_COMPATIBLE] Provided value schema does not match\nmore"
+    message = failure_message(spark_error, "/data/ckpt")
+    assert "delete that checkpoint" in message and "/data/ckpt" in message
+    assert failure_message("boom", "/data/ckpt") == "scorer query failed: boom"
