@@ -1,13 +1,17 @@
-"""Airflow: authenticated REST, a DAG run executed by the Celery worker, and Flower's view of the worker."""
+"""Airflow: REST with logins and roles, a DAG run on the Celery worker, and Flower's view of the worker."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
+import uuid
 
 import requests
 
 from fraudops.airflow_api import AirflowApi
-from fraudops.stack.airflow_env import FLOWER_USER
+from fraudops.stack.airflow_env import FLOWER_USER, airflow_environment
+from fraudops.stack.services import venv_bin
 
 DAG_ID = "platform_smoke"
 
@@ -21,6 +25,38 @@ def test_rest_api_requires_login(running_stack) -> None:
         timeout=10,
     )
     assert bad.status_code in (401, 403)
+
+
+def test_roles_limit_what_a_user_may_do(running_stack) -> None:
+    """FAB auth manager: a Viewer reads DAGs through the REST API but may not trigger one."""
+    settings, secrets = running_stack.settings, running_stack.secrets
+    env = {**os.environ, **airflow_environment(settings, secrets)}
+    user, password = f"viewer-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+
+    def airflow(*args: str) -> None:
+        subprocess.run([venv_bin("airflow"), *args], env=env, check=True, capture_output=True)
+
+    # fmt: off
+    airflow("users", "create", "--username", user, "--password", password, "--role", "Viewer",
+            "--email", f"{user}@example.com", "--firstname", "Read", "--lastname", "Only")
+    # fmt: on
+    try:
+        token = requests.post(
+            f"{settings.airflow_url}/auth/token", json={"username": user, "password": password}, timeout=10
+        )
+        token.raise_for_status()
+        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        dags = requests.get(f"{settings.airflow_url}/api/v2/dags", headers=headers, timeout=10)
+        assert dags.status_code == 200 and dags.json()["total_entries"] >= 1
+        trigger = requests.post(
+            f"{settings.airflow_url}/api/v2/dags/{DAG_ID}/dagRuns",
+            headers=headers,
+            json={"logical_date": None},
+            timeout=10,
+        )
+        assert trigger.status_code == 403, trigger.text
+    finally:
+        airflow("users", "delete", "--username", user)
 
 
 def test_dag_runs_on_the_celery_worker(running_stack) -> None:

@@ -441,7 +441,7 @@ def test_init_services_call_existing_cli_commands(services: dict[str, dict[str, 
         "postgres-init": ["fraudops", "stack", "init-db"],
         "minio-init": ["fraudops", "stack", "init-buckets"],
         "kafka-init": ["fraudops", "kafka", "create-topics"],
-        "airflow-init": ["db", "migrate"],
+        "airflow-init": ["fraudops", "stack", "airflow-init"],
     }
     for name, command in expected.items():
         assert _command(services[name]) == command, name

@@ -6,32 +6,20 @@ so the two cannot drift apart.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 
 from fraudops.settings import Settings
 from fraudops.stack.postgres import component_url
 
-SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+# users and roles (Admin, Op, User, Viewer, custom ones) kept in the metadata database, managed in the UI
+# (Security menu) or with `airflow users ...`; the REST API takes the same accounts (POST /auth/token)
+FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
 FLOWER_USER = "flower"
 
 
 def airflow_home(settings: Settings) -> Path:
     return settings.data_dir / "data" / "airflow"
-
-
-def passwords_file(settings: Settings) -> Path:
-    return airflow_home(settings) / "simple_auth_manager_passwords.json"
-
-
-def write_passwords_file(settings: Settings, secrets: Mapping[str, str]) -> Path:
-    """The auth manager reads the admin's password from this file; we fill it from the generated secret."""
-    path = passwords_file(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({settings.airflow.admin_user: secrets["AIRFLOW_ADMIN_PASSWORD"]}))
-    path.chmod(0o600)
-    return path
 
 
 def airflow_environment(settings: Settings, secrets: Mapping[str, str]) -> dict[str, str]:
@@ -47,9 +35,7 @@ def airflow_environment(settings: Settings, secrets: Mapping[str, str]) -> dict[
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(settings.path("plugins")),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__FERNET_KEY": secrets["AIRFLOW__CORE__FERNET_KEY"],
-        "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{settings.airflow.admin_user}:admin",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file(settings)),
+        "AIRFLOW__CORE__AUTH_MANAGER": FAB_AUTH_MANAGER,
         # workers report task state to the api-server; without this every task fails
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{api_host}:{port}/execution/",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database,

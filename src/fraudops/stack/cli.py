@@ -139,15 +139,33 @@ def init_buckets() -> None:
 
 @stack_group.command("airflow-env")
 def airflow_env() -> None:
-    """Print the Airflow configuration as shell exports and write the login file (compose entrypoint)."""
+    """Print the Airflow configuration as shell exports (compose entrypoint)."""
     from fraudops.secrets import load_secrets
-    from fraudops.stack.airflow_env import airflow_environment, write_passwords_file
+    from fraudops.stack.airflow_env import airflow_environment
 
     settings = load_settings()
     secrets = load_secrets(settings.env_dir)
-    write_passwords_file(settings, secrets)
     for key, value in airflow_environment(settings, secrets).items():
         click.echo(f"export {key}={shlex.quote(value)}")
+
+
+@stack_group.command("airflow-init")
+def airflow_init() -> None:
+    """Migrate Airflow's metadata database and create or update the admin account (compose airflow-init)."""
+    import shutil
+
+    from fraudops.secrets import load_secrets
+    from fraudops.stack.airflow_init import AirflowInitError, init_airflow
+
+    settings = load_settings()
+    airflow_bin = shutil.which("airflow")
+    if airflow_bin is None:
+        raise click.ClickException("the `airflow` command is not on PATH")
+    try:
+        init_airflow(settings, load_secrets(settings.env_dir), airflow_bin, log=click.echo)
+    except AirflowInitError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo("Airflow is initialised")
 
 
 @click.group("kafka")

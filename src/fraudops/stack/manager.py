@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +11,7 @@ from dataclasses import dataclass
 from fraudops.secrets import ensure_secrets, load_secrets
 from fraudops.settings import Settings
 from fraudops.stack import install, process
-from fraudops.stack.airflow_env import airflow_environment, airflow_home, write_passwords_file
+from fraudops.stack.airflow_init import AirflowInitError, init_airflow
 from fraudops.stack.health import Health
 from fraudops.stack.layout import StackLayout
 from fraudops.stack.postgres import init_databases, initdb
@@ -80,7 +78,7 @@ class Stack:
         ensure_buckets(self.settings, secrets)
         self._start(services["mlflow"])
         self._wait(services["redis"])
-        self._migrate_airflow(secrets)
+        self._init_airflow(secrets)
         airflow = [n for n in services if n.startswith("airflow-") or n == "flower"]
         for name in airflow:
             self._start(services[name])
@@ -132,25 +130,12 @@ class Stack:
         path = self.layout.log_of(name)
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
-    def _migrate_airflow(self, secrets: Mapping[str, str]) -> None:
-        """`airflow db migrate` once per Airflow version: it is idempotent but costs seconds on every up."""
-        from importlib.metadata import version
-
-        write_passwords_file(self.settings, secrets)
-        marker = airflow_home(self.settings) / ".migrated"
-        wanted = version("apache-airflow-core")
-        if marker.exists() and marker.read_text().strip() == wanted:
-            return
-        self.log("migrating the Airflow metadata database")
-        with self.layout.log_of("airflow-migrate").open("ab") as log_file:
-            subprocess.run(
-                [venv_bin("airflow"), "db", "migrate"],
-                check=True,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **airflow_environment(self.settings, secrets)},
-            )
-        marker.write_text(wanted + "\n")
+    def _init_airflow(self, secrets: Mapping[str, str]) -> None:
+        with self.layout.log_of("airflow-init").open("ab") as log_file:
+            try:
+                init_airflow(self.settings, secrets, venv_bin("airflow"), log_file, self.log)
+            except AirflowInitError as exc:
+                raise StackError(str(exc)) from exc
 
     # -- down, status, logs, clean ---------------------------------------------------------------------
     def down(self, only: list[str] | None = None) -> list[str]:

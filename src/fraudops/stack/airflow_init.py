@@ -1,0 +1,85 @@
+"""Airflow's one-time set-up: the metadata database schema and the admin account.
+
+The native stack runs it on `make up`, the compose file in its `airflow-init` service
+(`fraudops stack airflow-init`), so both set Airflow up the same way. Each step runs only when its input
+changed (Airflow or FAB version; admin name or password): an Airflow CLI call costs seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from collections.abc import Callable, Mapping
+from importlib.metadata import version
+from pathlib import Path
+from typing import IO
+
+from fraudops.settings import Settings
+from fraudops.stack.airflow_env import airflow_environment, airflow_home
+
+
+class AirflowInitError(RuntimeError):
+    pass
+
+
+def admin_fingerprint(user: str, password: str) -> str:
+    # the marker file holds a digest, never the password itself
+    return hashlib.sha256(f"{user}\0{password}".encode()).hexdigest()
+
+
+def init_airflow(
+    settings: Settings,
+    secrets: Mapping[str, str],
+    airflow_bin: str,
+    log_file: IO[bytes] | None = None,
+    log: Callable[[str], None] = lambda _m: None,
+) -> None:
+    """Migrate the metadata database (once per Airflow version) and create or update the admin account."""
+    home = airflow_home(settings)
+    home.mkdir(parents=True, exist_ok=True)
+    # the password file of the SimpleAuthManager that earlier versions used: a plain-text copy, now unused
+    (home / "simple_auth_manager_passwords.json").unlink(missing_ok=True)
+    env = {**os.environ, **airflow_environment(settings, secrets)}
+
+    def airflow(*args: str) -> str:
+        result = subprocess.run(
+            [airflow_bin, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False
+        )
+        if log_file is not None:
+            log_file.write(result.stdout)
+            log_file.flush()
+        output = result.stdout.decode(errors="replace")
+        if result.returncode != 0:
+            # never echo the command line: it carries the password
+            raise AirflowInitError(f"`airflow {args[0]} {args[1]}` failed:\n{output[-2000:]}")
+        return output
+
+    migrated = home / ".migrated"
+    # the FAB provider brings its own tables (users, roles): its upgrades migrate too
+    wanted = f"airflow {version('apache-airflow-core')}, fab {version('apache-airflow-providers-fab')}"
+    if _marker(migrated) != wanted:
+        log("migrating the Airflow metadata database")
+        airflow("db", "migrate")
+        migrated.write_text(wanted + "\n")
+
+    user, password = settings.airflow.admin_user, secrets["AIRFLOW_ADMIN_PASSWORD"]
+    admin_marker = home / ".admin"
+    fingerprint = admin_fingerprint(user, password)
+    if _marker(admin_marker) == fingerprint:
+        return
+    log(f"setting up the Airflow admin account {user!r}")
+    # fmt: off
+    output = airflow(
+        "users", "create", "--username", user, "--password", password, "--role", "Admin",
+        "--email", f"{user}@fraudops.local", "--firstname", "FraudOps", "--lastname", "Admin",
+    )
+    # fmt: on
+    if "already exists" in output:  # the password in env/airflow.env changed: it wins
+        airflow("users", "reset-password", "--username", user, "--password", password)
+    admin_marker.write_text(fingerprint + "\n")
+    admin_marker.chmod(0o600)
+
+
+def _marker(path: Path) -> str | None:
+    return path.read_text().strip() if path.exists() else None
