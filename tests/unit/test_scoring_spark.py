@@ -42,8 +42,12 @@ def spark():
     session.stop()
 
 
-def _records(spark, tx: pd.DataFrame, first_offset: int = 0):
-    payloads = [event_to_json(row).encode() for row in tx.to_dict("records")]
+def _payloads(tx: pd.DataFrame) -> list[bytes]:
+    return [event_to_json(row).encode() for row in tx.to_dict("records")]
+
+
+def _records(spark, payloads: list[bytes], first_offset: int = 0):
+    """Kafka-shaped records (the columns the scorer reads from the Kafka source)."""
     return spark.createDataFrame(
         pd.DataFrame(
             {
@@ -54,6 +58,18 @@ def _records(spark, tx: pd.DataFrame, first_offset: int = 0):
                 "timestamp": pd.Timestamp("2024-01-01"),
             }
         )
+    )
+
+
+def _to_memory(frame, name: str, checkpoint, **trigger):
+    """The state operator only runs in a streaming query: write it to an in-memory table."""
+    return (
+        frame.writeStream.format("memory")
+        .queryName(name)
+        .outputMode("update")
+        .option("checkpointLocation", str(checkpoint))
+        .trigger(**trigger)
+        .start()
     )
 
 
@@ -76,22 +92,16 @@ def test_idle_customers_state_expires(spark, small_transactions, tmp_path) -> No
     customers = small_transactions["customer_id"].unique()[:3]
     first = small_transactions[small_transactions["customer_id"].isin(customers[:2])].iloc[:40]
     later = small_transactions[small_transactions["customer_id"] == customers[2]].iloc[:10]
-    _drop_into(tmp_path / "records", _records(spark, first), "a")
-    source = spark.readStream.schema(_records(spark, first).schema).parquet(str(tmp_path / "records"))
-    query = (
-        customer_state_operator(parse_events(source), ttl_ms=1_000)
-        .writeStream.format("memory")
-        .queryName("expiring")
-        .outputMode("update")
-        .option("checkpointLocation", str(tmp_path / "checkpoint"))
-        .trigger(processingTime="200 milliseconds")
-        .start()
-    )
+    first_records = _records(spark, _payloads(first))
+    _drop_into(tmp_path / "records", first_records, "a")
+    source = spark.readStream.schema(first_records.schema).parquet(str(tmp_path / "records"))
+    state = customer_state_operator(parse_events(source), ttl_ms=1_000)
+    query = _to_memory(state, "expiring", tmp_path / "checkpoint", processingTime="200 milliseconds")
     try:
         query.processAllAvailable()
         assert query.lastProgress["stateOperators"][0]["numRowsTotal"] == 2
         time.sleep(2.5)  # both customers idle for longer than the TTL
-        _drop_into(tmp_path / "records", _records(spark, later, first_offset=1_000), "b")
+        _drop_into(tmp_path / "records", _records(spark, _payloads(later), first_offset=1_000), "b")
         query.processAllAvailable()
         state = query.lastProgress["stateOperators"][0]
         # the idle customers were dropped, the new one kept
@@ -103,31 +113,12 @@ def test_idle_customers_state_expires(spark, small_transactions, tmp_path) -> No
 
 def test_parse_and_state_on_a_static_frame(spark, small_transactions, tmp_path) -> None:
     tx = small_transactions.iloc[:3000]
-    payloads = [event_to_json(row).encode() for row in tx.to_dict("records")]
-    payloads += [b"{broken", json.dumps({"transaction_id": "z"}).encode()]
-    records = spark.createDataFrame(
-        pd.DataFrame(
-            {
-                "value": payloads,
-                "topic": "transactions_stream",
-                "partition": 0,
-                "offset": np.arange(len(payloads), dtype=np.int64),
-                "timestamp": pd.Timestamp("2024-01-01"),
-            }
-        )
-    )
-    # the state operator only runs in a streaming query: replay the static records from files
+    payloads = _payloads(tx) + [b"{broken", json.dumps({"transaction_id": "z"}).encode()]
+    records = _records(spark, payloads)
     records.write.parquet(str(tmp_path / "records"))
     source = spark.readStream.schema(records.schema).parquet(str(tmp_path / "records"))
-    query = (
-        with_customer_features(parse_events(source), ttl_days=31)
-        .writeStream.format("memory")
-        .queryName("scored_static")
-        .outputMode("update")
-        .option("checkpointLocation", str(tmp_path / "checkpoint"))
-        .trigger(availableNow=True)
-        .start()
-    )
+    featured = with_customer_features(parse_events(source), ttl_days=31)
+    query = _to_memory(featured, "scored_static", tmp_path / "checkpoint", availableNow=True)
     query.awaitTermination(120)
     out = spark.table("scored_static").toPandas()
     assert len(out) == len(payloads)
