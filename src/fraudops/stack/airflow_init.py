@@ -35,7 +35,7 @@ def init_airflow(
     log_file: IO[bytes] | None = None,
     log: Callable[[str], None] = lambda _m: None,
 ) -> None:
-    """Migrate the metadata database (once per Airflow version) and create or update the admin account."""
+    """Migrate the metadata database (once per Airflow+FAB version), create or update the admin account."""
     home = airflow_home(settings)
     home.mkdir(parents=True, exist_ok=True)
     # the password file of the SimpleAuthManager that earlier versions used: a plain-text copy, now unused
