@@ -7,6 +7,9 @@ from typing import Any
 
 from fraudops.settings import Settings
 
+# MinIO's default region: every S3 client of the stack (boto3, MLflow's server, Spark's S3A) signs for it
+S3_REGION = "us-east-1"
+
 
 def s3_client(settings: Settings, secrets: Mapping[str, str]) -> Any:
     import boto3
@@ -17,7 +20,7 @@ def s3_client(settings: Settings, secrets: Mapping[str, str]) -> Any:
         endpoint_url=settings.s3_endpoint_url,
         aws_access_key_id=secrets["MINIO_ROOT_USER"],
         aws_secret_access_key=secrets["MINIO_ROOT_PASSWORD"],
-        region_name="us-east-1",
+        region_name=S3_REGION,
         config=Config(signature_version="s3v4", retries={"max_attempts": 3}),
     )
 

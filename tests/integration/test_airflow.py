@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 import uuid
 
 import requests
 
 from fraudops.airflow_api import AirflowApi
-from fraudops.stack.airflow_env import FLOWER_USER, airflow_environment
+from fraudops.stack.airflow_env import FLOWER_USER
+from fraudops.stack.airflow_init import airflow_command
 from fraudops.stack.services import venv_bin
 
 DAG_ID = "platform_smoke"
@@ -30,12 +29,8 @@ def test_rest_api_requires_login(running_stack) -> None:
 def test_roles_limit_what_a_user_may_do(running_stack) -> None:
     """FAB auth manager: a Viewer reads DAGs through the REST API but may not trigger one."""
     settings, secrets = running_stack.settings, running_stack.secrets
-    env = {**os.environ, **airflow_environment(settings, secrets)}
+    airflow = airflow_command(settings, secrets, venv_bin("airflow"))
     user, password = f"viewer-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-
-    def airflow(*args: str) -> None:
-        subprocess.run([venv_bin("airflow"), *args], env=env, check=True, capture_output=True)
-
     # fmt: off
     airflow("users", "create", "--username", user, "--password", password, "--role", "Viewer",
             "--email", f"{user}@example.com", "--firstname", "Read", "--lastname", "Only")

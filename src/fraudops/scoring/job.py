@@ -174,10 +174,12 @@ def s3a_conf(settings: Settings, secrets: Mapping[str, str]) -> dict[str, str]:
     Needs hadoop-aws on the class path (``spark-jobs/pom.xml`` profile ``s3a``, in the compose image). Spark
     redacts the key settings in its UI and logs (``spark.redaction.regex``).
     """
+    from fraudops.storage import S3_REGION
+
     endpoint = settings.s3_endpoint_url
     return {
         "spark.hadoop.fs.s3a.endpoint": endpoint,
-        "spark.hadoop.fs.s3a.endpoint.region": "us-east-1",
+        "spark.hadoop.fs.s3a.endpoint.region": S3_REGION,
         "spark.hadoop.fs.s3a.path.style.access": "true",
         "spark.hadoop.fs.s3a.connection.ssl.enabled": str(endpoint.startswith("https://")).lower(),
         "spark.hadoop.fs.s3a.access.key": secrets["MINIO_ROOT_USER"],

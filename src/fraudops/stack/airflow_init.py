@@ -28,6 +28,28 @@ def admin_fingerprint(user: str, password: str) -> str:
     return hashlib.sha256(f"{user}\0{password}".encode()).hexdigest()
 
 
+def airflow_command(
+    settings: Settings, secrets: Mapping[str, str], airflow_bin: str, log_file: IO[bytes] | None = None
+) -> Callable[..., str]:
+    """``airflow <args>`` with the stack's configuration; returns its output, raises on failure."""
+    env = {**os.environ, **airflow_environment(settings, secrets)}
+
+    def airflow(*args: str) -> str:
+        result = subprocess.run(
+            [airflow_bin, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False
+        )
+        if log_file is not None:
+            log_file.write(result.stdout)
+            log_file.flush()
+        output = result.stdout.decode(errors="replace")
+        if result.returncode != 0:
+            # never echo the command line: it may carry a password
+            raise AirflowInitError(f"`airflow {' '.join(args[:2])}` failed:\n{output[-2000:]}")
+        return output
+
+    return airflow
+
+
 def init_airflow(
     settings: Settings,
     secrets: Mapping[str, str],
@@ -40,20 +62,7 @@ def init_airflow(
     home.mkdir(parents=True, exist_ok=True)
     # the password file of the SimpleAuthManager that earlier versions used: a plain-text copy, now unused
     (home / "simple_auth_manager_passwords.json").unlink(missing_ok=True)
-    env = {**os.environ, **airflow_environment(settings, secrets)}
-
-    def airflow(*args: str) -> str:
-        result = subprocess.run(
-            [airflow_bin, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False
-        )
-        if log_file is not None:
-            log_file.write(result.stdout)
-            log_file.flush()
-        output = result.stdout.decode(errors="replace")
-        if result.returncode != 0:
-            # never echo the command line: it carries the password
-            raise AirflowInitError(f"`airflow {args[0]} {args[1]}` failed:\n{output[-2000:]}")
-        return output
+    airflow = airflow_command(settings, secrets, airflow_bin, log_file)
 
     migrated = home / ".migrated"
     # the FAB provider brings its own tables (users, roles): its upgrades migrate too

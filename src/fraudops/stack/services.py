@@ -17,6 +17,7 @@ from fraudops.stack.kafka_nodes import java_command, node_name, prepare_node
 from fraudops.stack.layout import StackLayout
 from fraudops.stack.postgres import component_url, service_user, superuser_dsn
 from fraudops.stack.process import ProcessSpec
+from fraudops.storage import S3_REGION
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ def mlflow_server_env(settings: Settings, secrets: Mapping[str, str]) -> dict[st
         "MLFLOW_S3_ENDPOINT_URL": settings.s3_endpoint_url,
         "AWS_ACCESS_KEY_ID": secrets["MINIO_ROOT_USER"],
         "AWS_SECRET_ACCESS_KEY": secrets["MINIO_ROOT_PASSWORD"],
-        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": S3_REGION,
         # the job runner forks a process pool of ~2 GB that the platform does not use
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
     }
