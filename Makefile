@@ -45,7 +45,7 @@ clean: ## stop the stack and wipe its data folder
 
 .PHONY: demo
 demo: bootstrap ## the main job: stack up, history, retraining via Airflow, live scoring, where to look
-	@PYTHONUNBUFFERED=1 $(FRAUDOPS) demo
+	@PYTHONUNBUFFERED=1 $(FRAUDOPS) demo $(DEMO_ARGS)
 
 .PHONY: test
 test: bootstrap ## all tests: unit, DAG integrity, integration on the real stack (started if needed)

@@ -7,7 +7,10 @@ booster call per transaction, the baseline) it starts the real scorer on scratch
 stack, streams the simulator at each rate with wall-clock event times, and reads the predictions back.
 Latency is the prediction's Kafka timestamp minus the transaction's produce time (both recorded by Kafka),
 so it spans Kafka, the micro-batch trigger, Spark, features, the model and the Postgres and Kafka writes.
-Needs the stack up (`make up`) and a champion (`make demo` or a DAG run).
+It brings the stack up when it is not, scores with the champion (`make demo` or a DAG run makes one) or,
+without one, with a throw-away model trained here on simulated data, and leaves the fraud database's
+training data as it found it: its transactions carry their own id prefix and are deleted afterwards,
+which is checked.
 """
 
 from __future__ import annotations
@@ -22,17 +25,20 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from fraudops.fraud_db import fraud_dsn
+from fraudops import fraud_db
 from fraudops.history import next_stream_start
 from fraudops.producer import kafka_producer, produce, simulated_stream
 from fraudops.secrets import load_secrets
 from fraudops.settings import Settings, load_settings
+from fraudops.simulator import SimulatedTransaction
+from fraudops.stack.manager import Stack
 
 
 class Predictions(threading.Thread):
@@ -75,7 +81,51 @@ def wait_for(
     return predictions.between(start_ms, end_ms)
 
 
-def run_mode(settings: Settings, row_at_a_time: bool, rates: list[int], seconds: float) -> list[dict]:
+def own_ids(stream: Iterator[SimulatedTransaction], prefix: str) -> Iterator[SimulatedTransaction]:
+    """The stream with every transaction id prefixed, so the benchmark's rows can be found and deleted."""
+    for tx in stream:
+        yield SimulatedTransaction(
+            event={**tx.event, "transaction_id": prefix + tx.event["transaction_id"]},
+            tx_fraud=tx.tx_fraud,
+            tx_fraud_scenario=tx.tx_fraud_scenario,
+        )
+
+
+def scoring_model(settings: Settings) -> tuple[str, bool]:
+    """(registered model to score with, whether it is a throw-away one of the benchmark's own)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    try:
+        client.get_model_version_by_alias(settings.mlflow.model_name, settings.scorer.alias)
+        return settings.mlflow.model_name, False
+    except MlflowException:
+        pass
+    from fraudops.features import build_features
+    from fraudops.simulator import simulate
+
+    name = f"bench-{uuid.uuid4().hex[:8]}"
+    print(
+        f"no {settings.mlflow.model_name}@{settings.scorer.alias}: training a throw-away {name}", flush=True
+    )
+    world = settings.simulator.model_copy(update={"n_customers": 1000, "n_terminals": 2000, "n_days": 160})
+    from fraudops.train import train_model
+
+    result = train_model(
+        build_features(simulate(world)),
+        model_settings=settings.model,
+        training=settings.training.model_copy(update={"experiment": "bench-stream"}),
+        tracking_uri=settings.mlflow_tracking_uri,
+        model_name=name,
+    )
+    client.set_registered_model_alias(name, settings.scorer.alias, result.model_version)
+    return name, True
+
+
+def run_mode(
+    settings: Settings, model: str, row_at_a_time: bool, rates: list[int], seconds: float
+) -> list[dict]:
     suffix = uuid.uuid4().hex[:8]
     source, predictions_topic, dead = f"bench-tx-{suffix}", f"bench-pred-{suffix}", f"bench-dl-{suffix}"
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
@@ -95,6 +145,8 @@ def run_mode(settings: Settings, row_at_a_time: bool, rates: list[int], seconds:
         [
             sys.executable,
             str(settings.project_root / "spark-jobs" / "score_transactions.py"),
+            "--model-name",
+            model,
             "--topic",
             source,
             "--predictions-topic",
@@ -115,9 +167,12 @@ def run_mode(settings: Settings, row_at_a_time: bool, rates: list[int], seconds:
     reader = Predictions(settings, predictions_topic, partitions)
     reader.start()
     results = []
+    dsn = fraud_db.fraud_dsn(settings, load_secrets(settings.env_dir))
+    prefix = f"bench-{suffix}-"
     try:
-        dsn = fraud_dsn(settings, load_secrets(settings.env_dir))
-        stream = simulated_stream(settings, next_stream_start(settings.simulator, dsn), "wallclock")
+        stream = own_ids(
+            simulated_stream(settings, next_stream_start(settings.simulator, dsn), "wallclock"), prefix
+        )
         producer = kafka_producer(settings.kafka_bootstrap_servers)
         # warm-up: the session, the model and the first micro-batches
         start_ms = int(time.time() * 1000)
@@ -153,6 +208,7 @@ def run_mode(settings: Settings, row_at_a_time: bool, rates: list[int], seconds:
         reader.join(10)
         for future in admin.delete_topics([source, predictions_topic, dead]).values():
             future.result()
+        fraud_db.delete_transactions(dsn, prefix)
     return results
 
 
@@ -163,7 +219,20 @@ def main() -> None:
     args = parser.parse_args()
     settings = load_settings()
     rates = [int(r) for r in args.rates.split(",")]
-    results = run_mode(settings, False, rates, args.seconds) + run_mode(settings, True, rates, args.seconds)
+    Stack(settings).up()  # a no-op when it runs
+    dsn = fraud_db.fraud_dsn(settings, load_secrets(settings.env_dir))
+    before = fraud_db.training_data_fingerprint(dsn)
+    model, throw_away = scoring_model(settings)
+    try:
+        results = run_mode(settings, model, False, rates, args.seconds)
+        results += run_mode(settings, model, True, rates, args.seconds)
+    finally:
+        if throw_away:
+            from mlflow import MlflowClient
+
+            MlflowClient(settings.mlflow_tracking_uri).delete_registered_model(model)
+    if fraud_db.training_data_fingerprint(dsn) != before:
+        raise SystemExit("the benchmark changed the fraud database's training data")
     print(
         f"\n{'mode':<14} {'rate/s':>7} {'produced':>9} {'scored':>7} {'scored/s':>9} "
         f"{'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"

@@ -43,8 +43,22 @@ main.add_command(score_command)
 
 
 @main.command("demo")
-def demo_command() -> None:
+@click.option(
+    "--live-seconds",
+    type=float,
+    default=60,
+    show_default=True,
+    help="Live scoring before the second retraining.",
+)
+@click.option(
+    "--after-swap-seconds",
+    type=float,
+    default=15,
+    show_default=True,
+    help="Live scoring after the scorer took the new version.",
+)
+def demo_command(live_seconds: float, after_swap_seconds: float) -> None:
     """The main job: stack up, history, retraining through Airflow, scoring, a second retraining."""
     from fraudops.demo import run_demo
 
-    run_demo()
+    run_demo(live_seconds, after_swap_seconds)

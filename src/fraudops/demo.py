@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -12,6 +13,7 @@ import click
 from fraudops import fraud_db, pipeline
 from fraudops.airflow_api import AirflowApi
 from fraudops.history import load_simulated_history, next_stream_start, world_ending_today
+from fraudops.settings import load_settings
 from fraudops.stack.manager import Stack, format_status, format_urls
 from fraudops.stack.services import venv_bin
 
@@ -69,13 +71,14 @@ def retrain(api: AirflowApi, ctx: pipeline.Context, conf: dict[str, Any], why: s
     return promotion
 
 
-def run_demo() -> None:
-    ctx = pipeline.Context.load()
-    stack = Stack(ctx.settings, log=lambda line: click.echo(f"    {line}"))
+def run_demo(live_seconds: float = 60, after_swap_seconds: float = 15) -> None:
+    """Every step of the loop; ``live_seconds`` of scoring before the second retraining and
+    ``after_swap_seconds`` after the scorer took the new version (CI runs a shorter profile)."""
+    stack = Stack(load_settings(), log=lambda line: click.echo(f"    {line}"))
 
     step(1, "Bringing the stack up (installs what is missing on first use)")
-    stack.up()
-    ctx = pipeline.Context.load()  # secrets exist now
+    stack.up()  # generates the secrets on a fresh clone, so the context is loaded after it
+    ctx = pipeline.Context.load()
 
     step(2, "Loading transaction history into the fraud database")
     ensure_history(ctx)
@@ -100,27 +103,90 @@ def run_demo() -> None:
         click.echo(
             "    transactions flow: producer -> Kafka transactions_stream -> scorer -> predictions, alerts"
         )
-        _watch_scoring(ctx, since, seconds=60)
+        _watch_scoring(ctx, since, seconds=live_seconds)
 
         step(5, "Retraining again (force: the best candidate is promoted if it clears the gates)")
         promotion = retrain(api, ctx, {"force": True}, "second training")
-        if promotion.get("promoted") and promotion.get("changed"):
-            click.echo(f"    promoted v{promotion['version']}; the scorer reloads between micro-batches")
-            _wait_for_version(ctx, since, str(promotion["version"]))
-        else:
-            click.echo(f"    not promoted ({promotion.get('reason')}): the scorer keeps v{champion.version}")
-        _watch_scoring(ctx, since, seconds=15)
+        if not (promotion.get("promoted") and promotion.get("changed")):
+            raise click.ClickException(
+                f"the second retraining promoted no new version ({promotion.get('reason')}), so the scorer "
+                f"cannot show a swap: it keeps v{champion.version}; see model_metadata and the DAG run"
+            )
+        click.echo(f"    promoted v{promotion['version']}; the scorer reloads between micro-batches")
+        _wait_for_version(ctx, since, str(promotion["version"]))
+        _watch_scoring(ctx, since, seconds=after_swap_seconds)
     finally:
-        producer.terminate()
-        producer.wait(30)
+        producer.terminate()  # the producer stores the labels it still held back (available later)
+        producer.wait(60)
 
-    step(6, "Where to look")
+    step(6, "What happened, and where to look")
+    click.echo(format_summary(_live_summary(ctx, since)))
+    click.echo("")
     click.echo(format_status(stack.status()))
     click.echo("")
     click.echo(format_urls(ctx.settings))
     click.echo(
         "\nThe scorer keeps running (`make status`); stop it with `fraudops stack down spark-scorer`, "
         "the stack with `make down`."
+    )
+
+
+@dataclass(frozen=True)
+class LiveSummary:
+    """What the live part of the demo did, read back from the fraud database."""
+
+    scored_by_version: dict[str, int]
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
+    alerts: dict[str, int]
+    labels: int
+    labels_known_from: Any
+
+
+def _live_summary(ctx: pipeline.Context, since: Any) -> LiveSummary:
+    with fraud_db.connect(ctx.dsn) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT model_version, count(*) FROM transactions_with_score WHERE scored_at >= %s GROUP BY 1",
+            (since,),
+        )
+        by_version = dict(cur.fetchall())
+        # event time is the producer's wall clock (naive UTC): scored minus sent is the end-to-end latency
+        cur.execute(
+            "SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM"
+            " scored_at - (tx_datetime AT TIME ZONE 'UTC')) * 1000)"
+            " FROM transactions_with_score WHERE scored_at >= %s",
+            (since,),
+        )
+        p50, p99 = cur.fetchone()[0] or (None, None)
+        cur.execute("SELECT decision, count(*) FROM fraud_alerts WHERE created_at >= %s GROUP BY 1", (since,))
+        alerts = dict(cur.fetchall())
+        cur.execute("SELECT count(*), min(available_at) FROM fraud_labels WHERE recorded_at >= %s", (since,))
+        labels, known_from = cur.fetchone()
+    return LiveSummary(by_version, p50, p99, alerts, labels, known_from)
+
+
+def format_summary(summary: LiveSummary) -> str:
+    def version_key(item: tuple[str, int]) -> tuple[int, str]:
+        return (int(item[0]) if item[0].isdigit() else -1, item[0])
+
+    scored = ", ".join(f"v{v}: {n:,}" for v, n in sorted(summary.scored_by_version.items(), key=version_key))
+    latency = (
+        f"p50 {summary.latency_p50_ms:,.0f} ms, p99 {summary.latency_p99_ms:,.0f} ms"
+        if summary.latency_p50_ms is not None
+        else "no transaction scored"
+    )
+    alerts = ", ".join(f"{d} {n:,}" for d, n in sorted(summary.alerts.items())) or "none"
+    labels = f"{summary.labels:,} delayed labels stored for the streamed transactions"
+    if summary.labels:
+        known = f"{summary.labels_known_from:%Y-%m-%d %H:%M} UTC"
+        labels += f" (known from {known} on, the label delay; retrainings after that learn from them)"
+    return "\n".join(
+        [
+            f"    transactions scored, by model version: {scored or 'none'}",
+            f"    end-to-end latency (sent -> scored in Postgres): {latency}",
+            f"    alerts raised: {alerts}",
+            f"    {labels}",
+        ]
     )
 
 

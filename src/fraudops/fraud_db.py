@@ -249,3 +249,49 @@ def write_frame(target: Any, table: str, frame: pd.DataFrame) -> int:
         return 0
     with connect(target) as conn:
         return _copy_upsert(conn, table, frame)
+
+
+# what a retraining reads: the transactions and their labels
+TRAINING_TABLES: tuple[str, ...] = ("transactions_raw", "fraud_labels")
+
+
+def training_data_fingerprint(target: Any) -> dict[str, tuple[int, int]]:
+    """Per training table: (rows, an order-free checksum of every row's content).
+
+    Tests and benchmarks compare it before and after to prove they left the training data as they found
+    it; a row added, removed or changed moves it.
+    """
+    create_tables(target, TRAINING_TABLES)
+    out: dict[str, tuple[int, int]] = {}
+    with connect(target) as conn, conn.cursor() as cur:
+        for table in TRAINING_TABLES:
+            cur.execute(
+                f"SELECT count(*), coalesce(sum(hashtext(t::text)::bigint), 0) FROM {table} t"  # noqa: S608
+            )
+            rows, checksum = cur.fetchone()
+            out[table] = (int(rows), int(checksum))
+        conn.commit()
+    return out
+
+
+def delete_transactions(target: Any, id_prefix: str, added_since: datetime | None = None) -> int:
+    """Remove the transactions whose id starts with ``id_prefix`` (a test's or a benchmark's own stream)
+    from every table, only those stored from ``added_since`` on when given; returns how many."""
+    pattern = id_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    stamp = {  # when each table stored a row
+        "fraud_alerts": "created_at",
+        "transactions_with_score": "scored_at",
+        "fraud_labels": "recorded_at",
+        "transactions_raw": "ingested_at",
+    }
+    create_tables(target, stamp)
+    with connect(target) as conn, conn.cursor() as cur:
+        for table, column in stamp.items():
+            since = f" AND {column} >= %(since)s" if added_since is not None else ""
+            cur.execute(
+                f"DELETE FROM {table} WHERE transaction_id LIKE %(pattern)s{since}",  # noqa: S608
+                {"pattern": pattern, "since": added_since},
+            )
+        removed = cur.rowcount  # transactions_raw, the last one
+        conn.commit()
+    return removed

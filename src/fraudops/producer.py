@@ -90,8 +90,9 @@ def produce(
 
     ``rate`` is events per second (None: as fast as the brokers take them). Labels are released on the
     event clock (``wallclock_labels=False``, a simulated stream) or the wall clock, and written once
-    the oldest is due, together with those due within ``label_lookahead``. Blocks until every event is
-    acknowledged; ``stats.failed`` counts events the brokers did not acknowledge.
+    the oldest is due, together with those due within ``label_lookahead``; when the stream stops, for
+    whatever reason, the labels not yet due are stored with their future ``available_at``. Blocks until
+    every event is acknowledged; ``stats.failed`` counts events the brokers did not acknowledge.
     """
     stats = ProduceStats()
     feed = DelayedLabelFeed(label_delay)
@@ -117,34 +118,38 @@ def produce(
     items: Iterator[SimulatedTransaction] = iter(transactions)
     if rate:
         items = paced(items, rate)
-    for tx in items:
-        event = tx.event
-        event_time = event["tx_datetime"]
-        flush_labels(datetime.utcnow() if wallclock_labels else event_time)
-        while True:
-            try:
-                producer.produce(
-                    topic, key=str(event[EVENT_KEY]), value=event_to_json(event), on_delivery=delivered
-                )
+    try:
+        for tx in items:
+            event = tx.event
+            event_time = event["tx_datetime"]
+            flush_labels(datetime.utcnow() if wallclock_labels else event_time)
+            while True:
+                try:
+                    producer.produce(
+                        topic, key=str(event[EVENT_KEY]), value=event_to_json(event), on_delivery=delivered
+                    )
+                    break
+                except BufferError:  # local queue full: wait for acknowledgements
+                    producer.poll(0.1)
+            producer.poll(0)
+            stats.sent += 1
+            stats.first_event = stats.first_event or event_time
+            stats.last_event = event_time
+            if write_labels is not None:
+                feed.push(event["transaction_id"], event_time, tx.tx_fraud, tx.tx_fraud_scenario)
+            now = time.monotonic()
+            if progress and now - last_progress >= progress_every_s:
+                progress(stats)
+                last_progress = now
+            if (limit is not None and stats.sent >= limit) or (deadline is not None and now >= deadline):
                 break
-            except BufferError:  # local queue full: wait for acknowledgements
-                producer.poll(0.1)
-        producer.poll(0)
-        stats.sent += 1
-        stats.first_event = stats.first_event or event_time
-        stats.last_event = event_time
-        if write_labels is not None:
-            feed.push(event["transaction_id"], event_time, tx.tx_fraud, tx.tx_fraud_scenario)
-        now = time.monotonic()
-        if progress and now - last_progress >= progress_every_s:
-            progress(stats)
-            last_progress = now
-        if (limit is not None and stats.sent >= limit) or (deadline is not None and now >= deadline):
-            break
-    producer.flush(180)
-    # labels of a simulated stream that ends are only due later; what is due by the last event is written
-    if stats.last_event is not None and not wallclock_labels:
-        flush_labels(stats.last_event)
+    finally:
+        # also when interrupted (Ctrl-C, SIGTERM): what was handed to the client is delivered, and the
+        # labels still held back are stored with the time each becomes known (``available_at``), as the
+        # history loader does. Readers only take labels known at their cutoff, so nothing leaks early,
+        # and the streamed transactions are labelled for the retrainings that come after that time.
+        producer.flush(180)
+        flush_labels(datetime.max, force=True)
     if progress:
         progress(stats)
     return stats

@@ -29,16 +29,28 @@ def use_tracking_uri(uri: str) -> None:
 
 def experiment_id(name: str, artifact_location: str | None = None) -> str:
     """The experiment's id, creating it when missing (``artifact_location`` only applies on creation;
-    leave it unset against the server, whose proxied artifact root is the right default)."""
+    leave it unset against the server, whose proxied artifact root is the right default).
+
+    Safe against a concurrent creator: the DAG's mapped training tasks start together on a fresh server,
+    and whichever loses the race to create the experiment uses the winner's.
+    """
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     existing = mlflow.get_experiment_by_name(name)
-    if existing is not None:
-        if existing.lifecycle_stage == "deleted":
-            # a deleted experiment keeps its name reserved; bring it back rather than fail every run
-            mlflow.MlflowClient().restore_experiment(existing.experiment_id)
-        return existing.experiment_id
-    return mlflow.create_experiment(name, artifact_location=artifact_location)
+    if existing is None:
+        try:
+            return mlflow.create_experiment(name, artifact_location=artifact_location)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            existing = mlflow.get_experiment_by_name(name)
+            if existing is None:  # created and deleted again in between: nothing sensible to retry
+                raise
+    if existing.lifecycle_stage == "deleted":
+        # a deleted experiment keeps its name reserved; bring it back rather than fail every run
+        mlflow.MlflowClient().restore_experiment(existing.experiment_id)
+    return existing.experiment_id
 
 
 # -- plots ---------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from fraudops.fraud_db import fraud_dsn, training_data_fingerprint
 from fraudops.secrets import load_secrets
 from fraudops.settings import Settings, load_settings
 from fraudops.stack.manager import Stack
@@ -32,6 +33,15 @@ def running_stack() -> Iterator[RunningStack]:
     yield RunningStack(settings, load_secrets(settings.env_dir), stack)
     if not was_up:
         stack.down()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def training_data_left_as_found(running_stack: RunningStack) -> Iterator[None]:
+    """Every test removes what it wrote: the next retraining (and `make demo`) sees the same data."""
+    dsn = fraud_dsn(running_stack.settings, running_stack.secrets)
+    before = training_data_fingerprint(dsn)
+    yield
+    assert training_data_fingerprint(dsn) == before, "the tests changed the fraud database's training data"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

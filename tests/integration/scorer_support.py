@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from fraudops import fraud_db
 from fraudops.model_config import SimulatorSettings
 from fraudops.simulator import SimulatedTransaction, stream_transactions
 
@@ -274,5 +275,4 @@ def wait_scored(dsn: str, prefix: str, expected: int, scorer: ScorerProcess | No
 
 
 def delete_rows(dsn: str, prefix: str) -> None:
-    for table in ("fraud_alerts", "transactions_with_score", "transactions_raw", "fraud_labels"):
-        query(dsn, f"DELETE FROM {table} WHERE transaction_id LIKE %s", (prefix + "-%",))
+    fraud_db.delete_transactions(dsn, prefix + "-")

@@ -28,10 +28,7 @@ def dsn(running_stack) -> str:
 
 
 def _delete_seed(dsn: str, seed: int) -> None:
-    with fraud_db.connect(dsn) as conn, conn.cursor() as cur:
-        for table in ("transactions_raw", "fraud_labels"):
-            cur.execute(f"DELETE FROM {table} WHERE transaction_id LIKE %s", (f"{seed}-%",))
-        conn.commit()
+    fraud_db.delete_transactions(dsn, f"{seed}-")
 
 
 def test_simulate_into_postgres_then_read_with_labels_known_at_a_cutoff(running_stack, dsn) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import signal
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import date, timedelta
 
 import pandas as pd
@@ -29,17 +30,21 @@ WORLD = SimulatorSettings(n_customers=1000, n_terminals=2000, n_days=170, seed=1
 
 
 @pytest.fixture(scope="module")
-def ctx(running_stack) -> pipeline.Context:
+def ctx(running_stack) -> Iterator[pipeline.Context]:
     ctx = pipeline.Context(running_stack.settings, running_stack.secrets)
     use_tracking_uri(ctx.settings.mlflow_tracking_uri)
-    # the DAG reads the fraud database: give it history up to today if it has none
+    # the DAG reads the fraud database: give it history up to today if it has none, and take it away after
     with fraud_db.connect(ctx.dsn) as conn, conn.cursor() as cur:
         fraud_db.create_tables(conn)
-        cur.execute("SELECT count(*) FROM transactions_raw WHERE tx_datetime > now() - interval '2 days'")
-        recent = cur.fetchone()[0]
+        cur.execute(
+            "SELECT count(*), now() FROM transactions_raw WHERE tx_datetime > now() - interval '2 days'"
+        )
+        recent, loaded_from = cur.fetchone()
     if recent < 1000:
         load_simulated_history(world_ending_today(WORLD, WORLD.n_days), ctx.dsn)
-    return ctx
+    yield ctx
+    if recent < 1000:
+        fraud_db.delete_transactions(ctx.dsn, f"{WORLD.seed}-", added_since=loaded_from)
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -29,6 +30,10 @@ def _progress_printer(total: int | None):  # type: ignore[no-untyped-def]
         click.echo(("\r" + line) if tty else line, err=True, nl=not tty)
 
     return show
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 @click.command("produce")
@@ -77,6 +82,8 @@ def produce_command(
         write = label_writer(dsn)
     target = topic or settings.scorer.source_topic
     producer = kafka_producer(settings.kafka_bootstrap_servers)
+    # a service manager stops us with SIGTERM: end like Ctrl-C, delivering what was sent and its labels
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         stats = produce(
             source,
@@ -91,7 +98,6 @@ def produce_command(
             progress=_progress_printer(limit),
         )
     except KeyboardInterrupt:
-        producer.flush(60)
         raise SystemExit(130) from None
     click.echo("", err=True)
     click.echo(

@@ -42,8 +42,11 @@ def status() -> None:
     """Print every service with its pid, health and URL; exit 1 if any is unhealthy."""
     from fraudops.stack.manager import Stack, format_status
 
-    rows = Stack(load_settings()).status()
+    stack = Stack(load_settings())
+    rows = stack.status()
     click.echo(format_status(rows))
+    if not stack.was_set_up():
+        click.echo("\nthe stack was never brought up here: `make up` (or `make demo`) installs and starts it")
     if not all(r.acceptable for r in rows):
         sys.exit(1)
 

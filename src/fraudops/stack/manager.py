@@ -40,6 +40,13 @@ class ServiceStatus:
         return self.health.ok or (self.optional and self.pid is None)
 
 
+class _NeverSetUp(dict):
+    """Stands in for the secrets of a stack that was never brought up: every key reads as empty."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
 class Stack:
     def __init__(self, settings: Settings, log: Log = print) -> None:
         self.settings = settings
@@ -49,8 +56,17 @@ class Stack:
     def _secrets(self) -> Mapping[str, str]:
         return load_secrets(self.settings.env_dir)
 
+    def was_set_up(self) -> bool:
+        """Whether `up` ever ran here: it generates the secrets before it starts anything."""
+        return all(
+            example.with_name(example.name.removesuffix(".example")).exists()
+            for example in self.settings.env_dir.glob("*.env.example")
+        )
+
     def services(self) -> dict[str, ServiceDef]:
-        return build_services(self.settings, self._secrets(), self.layout)
+        # before the first `up` no service can run, so status and down need no real secret to say so
+        secrets = self._secrets() if self.was_set_up() else _NeverSetUp()
+        return build_services(self.settings, secrets, self.layout)
 
     # -- up ------------------------------------------------------------------------------------------
     def up(self) -> list[ServiceStatus]:
