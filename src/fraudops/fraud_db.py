@@ -79,6 +79,20 @@ CREATE TABLE IF NOT EXISTS fraud_alerts (
     UNIQUE (transaction_id)
 );
 """,
+    # every micro-batch the scorer committed: its tables and this row are one Postgres transaction
+    "scorer_batches": """
+CREATE TABLE IF NOT EXISTS scorer_batches (
+    checkpoint text NOT NULL,
+    batch_id bigint NOT NULL,
+    records integer NOT NULL,
+    inserted integer NOT NULL,
+    dead_letters integer NOT NULL,
+    model_version text NOT NULL,
+    attempts integer NOT NULL DEFAULT 1,
+    committed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (checkpoint, batch_id)
+);
+""",
     # every evaluation and promotion decision, with its metrics
     "model_metadata": """
 CREATE TABLE IF NOT EXISTS model_metadata (
@@ -146,8 +160,11 @@ def create_tables(target: Any, tables: Iterable[str] | None = None) -> list[str]
     return names
 
 
-def _copy_upsert(conn: Any, table: str, frame: pd.DataFrame, key: str = "transaction_id") -> int:
-    """COPY ``frame`` into a staging copy of ``table`` and insert the rows whose key is new."""
+def copy_upsert(
+    conn: Any, table: str, frame: pd.DataFrame, key: str = "transaction_id", commit: bool = True
+) -> int:
+    """COPY ``frame`` into a staging copy of ``table`` and insert the rows whose key is new (in the
+    caller's transaction when ``commit`` is false)."""
     columns = ", ".join(frame.columns)
     buffer = io.StringIO()
     # ISO timestamps with microseconds; Postgres reads them as timestamp without time zone
@@ -158,12 +175,14 @@ def _copy_upsert(conn: Any, table: str, frame: pd.DataFrame, key: str = "transac
         cur.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
+        cur.execute(f"DELETE FROM {stage}")  # rows an earlier write of the same transaction staged
         cur.copy_expert(f"COPY {stage} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
         cur.execute(
             f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage} ON CONFLICT ({key}) DO NOTHING"
         )
         inserted = cur.rowcount
-    conn.commit()
+    if commit:
+        conn.commit()
     return inserted
 
 
@@ -177,7 +196,7 @@ def write_transactions(target: Any, frames: pd.DataFrame | Iterable[pd.DataFrame
     inserted = 0
     with connect(target) as conn:
         for frame in batches:
-            inserted += _copy_upsert(conn, "transactions_raw", frame.loc[:, list(EVENT_COLUMNS)])
+            inserted += copy_upsert(conn, "transactions_raw", frame.loc[:, list(EVENT_COLUMNS)])
     return inserted
 
 
@@ -190,7 +209,7 @@ def write_labels(
     with connect(target) as conn:
         for frame in batches:
             rows = frame.loc[:, list(LABEL_RECORD_COLUMNS)].assign(source=source)
-            inserted += _copy_upsert(conn, "fraud_labels", rows)
+            inserted += copy_upsert(conn, "fraud_labels", rows)
     return inserted
 
 
@@ -240,15 +259,6 @@ def read_terminal_history(target: Any, start: datetime, end: datetime) -> pd.Dat
     # live events carry microseconds, simulated history whole seconds: one frame may hold both
     frame["tx_datetime"] = pd.to_datetime(frame["tx_datetime"], format="ISO8601")
     return frame
-
-
-def write_frame(target: Any, table: str, frame: pd.DataFrame) -> int:
-    """Insert the rows of ``frame`` whose ``transaction_id`` is new in ``table`` (the scorer's sinks:
-    ``transactions_raw``, ``transactions_with_score``, ``fraud_alerts``); returns the rows inserted."""
-    if frame.empty:
-        return 0
-    with connect(target) as conn:
-        return _copy_upsert(conn, table, frame)
 
 
 # what a retraining reads: the transactions and their labels

@@ -35,6 +35,13 @@ MAX_AMOUNT = 1_000_000.0
 MAX_ID_LENGTH = 64
 # ids are non-negative 63-bit integers, so they fit Postgres bigint, Spark LongType and pandas int64
 MAX_INT_ID = 2**63 - 1
+# event times outside these bounds are garbage whatever else is known: inside them every stage (epoch
+# microseconds, pandas nanoseconds, Arrow, Postgres) holds them; the scorer narrows them further around
+# each record's Kafka time
+MIN_EVENT_TIME = datetime(1970, 1, 1)
+MAX_EVENT_TIME = datetime(2200, 1, 1)
+# what a reason quotes of a bad value
+_QUOTE_CHARS = 40
 
 
 @dataclass(frozen=True)
@@ -118,6 +125,13 @@ def _bad(reason: str) -> Validation:
     return Validation(ok=False, reason=reason)
 
 
+def printable(text: str, limit: int | None = None) -> str:
+    """``text`` safe for every sink: control, format and separator characters and lone surrogates escaped
+    (as Python writes them), cut to ``limit`` characters. For reasons that quote what a producer sent."""
+    out = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+    return out if limit is None or len(out) <= limit else out[: limit - 3] + "..."
+
+
 def parse_timestamp(value: str) -> datetime:
     """ISO-8601 string -> naive UTC datetime; an aware value is converted to UTC first."""
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
@@ -143,14 +157,21 @@ def _check_value(field: Field, value: Any) -> tuple[Any, str]:
             return None, f"{where} is empty"
         if field.max_length is not None and len(value) > field.max_length:
             return None, f"{where}: longer than {field.max_length} characters"
+        # control characters break Postgres COPY and the state's id packing, lone surrogates the Arrow
+        # writer; separators and unassigned code points have no place in an id either
+        if not value.isprintable():
+            return None, f"{where}: holds a non-printable character: {printable(value, _QUOTE_CHARS)}"
         return value, ""
     if field.kind == "timestamp":
         if not isinstance(value, str):
             return None, f"{where}: expected an ISO-8601 timestamp string, got {type(value).__name__}"
         try:
-            return parse_timestamp(value), ""
-        except ValueError:
-            return None, f"{where}: not an ISO-8601 timestamp: {value[:40]!r}"
+            parsed = parse_timestamp(value)
+        except (ValueError, OverflowError):  # OverflowError: a zone offset past the calendar's edge
+            return None, f"{where}: not an ISO-8601 timestamp: {printable(value, _QUOTE_CHARS)}"
+        if not MIN_EVENT_TIME <= parsed < MAX_EVENT_TIME:
+            return None, f"{where}: outside {MIN_EVENT_TIME:%Y-%m-%d} .. {MAX_EVENT_TIME:%Y-%m-%d}: {parsed}"
+        return parsed, ""
     # bool is an int subclass in Python, but `true` is never a valid id or amount
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None, f"{where}: expected a number, got {type(value).__name__}"
@@ -184,8 +205,10 @@ def validate_event(payload: str | bytes | bytearray | Mapping[str, Any]) -> Vali
             return _bad(f"payload too large: {size} bytes > {MAX_EVENT_BYTES}")
         try:
             decoded = json.loads(payload)
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            return _bad(f"not valid JSON: {err}")
+        except RecursionError:
+            return _bad("not valid JSON: nested too deeply")
+        except ValueError as err:  # JSONDecodeError, UnicodeDecodeError, an integer of too many digits
+            return _bad(f"not valid JSON: {printable(str(err), 200)}")
     else:
         decoded = payload
     if not isinstance(decoded, Mapping):
@@ -195,7 +218,7 @@ def validate_event(payload: str | bytes | bytearray | Mapping[str, Any]) -> Vali
         return _bad(f"missing field(s): {', '.join(missing)}")
     unknown = sorted(str(k) for k in decoded if k not in EVENT_COLUMNS)
     if unknown:
-        return _bad(f"unknown field(s): {', '.join(unknown)}")
+        return _bad(printable(f"unknown field(s): {', '.join(unknown)}", 200))
     event: dict[str, Any] = {}
     for field in EVENT_FIELDS:
         value, reason = _check_value(field, decoded[field.name])

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,11 @@ from fraudops.model_config import SimulatorSettings
 from fraudops.simulator import SimulatedTransaction, stream_transactions
 
 # ~600 transactions a simulated day
+# the streams start 45 days back: the scorer takes events up to 60 days older than their Kafka record
+STREAM_START = datetime.combine(date.today() - timedelta(days=45), datetime.min.time())
 TEST_WORLD = SimulatorSettings(
-    n_customers=300, n_terminals=600, n_days=60, start_date=datetime(2005, 1, 1).date(), seed=11
+    n_customers=300, n_terminals=600, n_days=60, start_date=STREAM_START.date(), seed=11
 )
-STREAM_START = datetime(2005, 1, 1)
 
 
 def unique(prefix: str) -> str:

@@ -3,7 +3,6 @@ sent and stores the delayed labels of every transaction it streamed, each with t
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import time

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
+import signal
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +41,9 @@ from fraudops.features import FEATURE_NAMES, build_features
 from fraudops.fraud_db import fraud_dsn
 from fraudops.producer import ProduceStats, kafka_producer, label_writer, produce
 from fraudops.signals import ModelUpdate, publish_model_update
+from fraudops.stack import process
 from fraudops.stack.manager import Stack
+from hostile_events import hostile_stream
 
 
 @dataclass
@@ -88,6 +93,39 @@ def env(running_stack, tmp_path_factory) -> Iterator[ScorerEnv]:
             delete_rows(dsn, prefix)
         delete_topics(bootstrap, topics)
         delete_model(settings.mlflow_tracking_uri, model)
+
+
+def _assert_sinks_agree(env: ScorerEnv, prefix: str, expected: int) -> None:
+    """Postgres rows, alerts and Kafka predictions tell the same story, id by id."""
+    rows = query(
+        env.dsn,
+        "SELECT transaction_id, decision, model_version FROM transactions_with_score"
+        " WHERE transaction_id LIKE %s",
+        (prefix + "-%",),
+    )
+    stored = {r[0]: (r[1], r[2]) for r in rows}
+    alerts = query(
+        env.dsn,
+        "SELECT transaction_id, decision, model_version FROM fraud_alerts WHERE transaction_id LIKE %s",
+        (prefix + "-%",),
+    )
+    assert len(alerts) == len({a[0] for a in alerts})
+    flagged = {i: v for i, v in stored.items() if v[0] != "APPROVE"}
+    assert {a[0]: (a[1], a[2]) for a in alerts} == flagged, "every REVIEW/BLOCK has its alert, and only those"
+    predictions = [
+        p
+        for p in read_topic(env.bootstrap, env.predictions, timeout_s=60)
+        if p["transaction_id"].startswith(prefix + "-")
+    ]
+    told: dict[str, set] = {}
+    for p in predictions:
+        told.setdefault(p["transaction_id"], set()).add((p["decision"], p["model_version"]))
+    assert set(told) == set(stored), f"{len(set(stored) - set(told))} scored ids without a prediction"
+    disagree = {i: (told[i], stored[i]) for i in stored if told[i] != {stored[i]}}
+    assert not disagree, (
+        f"{len(disagree)} predictions disagree with Postgres, e.g. {list(disagree.items())[:3]}"
+    )
+    assert len(stored) == expected
 
 
 def _assert_exactly_once(env: ScorerEnv, prefix: str, produced: list[str]) -> None:
@@ -180,6 +218,86 @@ def test_malformed_events_go_to_dead_letters_while_good_ones_flow(env: ScorerEnv
     assert env.scorer.alive()
 
 
+def test_ten_thousand_hostile_events_in_a_good_stream(env: ScorerEnv) -> None:
+    from fraudops.schema import event_to_json
+
+    stream = env.stream("hostile")
+    good = list(itertools.islice(stream.events(), 2_000))
+    now = datetime.now(UTC).replace(tzinfo=None)
+    hostile = list(hostile_stream(random.Random(11), now, 10_000, stream.prefix, stream.id_base + 500_000))
+    # conflicting duplicates: ids of good events again with other content; and exact re-deliveries
+    conflicting = [dict(tx.event, tx_amount=tx.event["tx_amount"] + 1) for tx in good[100:300]]
+    redelivered = [tx.event for tx in good[300:400]]
+    producer = kafka_producer(env.bootstrap)
+    where: dict[tuple[int, int], str] = {}  # (partition, offset) of each hostile record -> its category
+
+    def track(kind: str):  # noqa: ANN202
+        def delivered(err, msg) -> None:  # noqa: ANN001
+            assert err is None, err
+            where[(msg.partition(), msg.offset())] = kind
+
+        return delivered
+
+    def send(value: bytes | str, key: str | None, kind: str | None) -> None:
+        producer.produce(env.topic, key=key, value=value, on_delivery=track(kind) if kind else None)
+        producer.poll(0)
+
+    hostile_iter = iter(hostile)
+    for tx in good:
+        send(event_to_json(tx.event), str(tx.event["customer_id"]), None)
+        for _ in range(5):
+            kind, payload = next(hostile_iter)
+            send(payload, None, kind)
+    for kind, payload in hostile_iter:
+        send(payload, None, kind)
+    assert producer.flush(120) == 0
+    for event in conflicting:
+        send(event_to_json(event), str(event["customer_id"]), "conflict")
+    for event in redelivered:
+        send(event_to_json(event), str(event["customer_id"]), "redelivery")
+    assert producer.flush(60) == 0
+
+    assert wait_scored(env.dsn, stream.prefix, len(good), env.scorer, 300) >= len(good)
+    expected_letters = len(where) - len(redelivered)
+    letters = read_topic(env.bootstrap, env.dead_letters, timeout_s=120, expect=expected_letters)
+    mine: dict[tuple[int, int], list] = {}
+    for d in letters:
+        key = (d["source_partition"], d["source_offset"])
+        if key in where:
+            mine.setdefault(key, []).append(d)
+    assert env.scorer.alive(), env.scorer.log_tail()
+    scored = set(scored_ids(env.dsn, stream.prefix))
+    good_ids = {tx.event["transaction_id"] for tx in good}
+    assert good_ids <= scored
+    accepted_hostile = scored - good_ids  # valid-looking hostile events (a printable unicode id, say)
+    by_kind: dict[str, int] = {}
+    for key, kind in where.items():
+        if kind == "redelivery":
+            assert key not in mine, "an exact re-delivery is a no-op"
+            continue
+        if key in mine:
+            assert len({d["reason"] for d in mine[key]}) == 1 and mine[key][0]["reason"]
+            by_kind[kind] = by_kind.get(kind, 0) + 1
+    assert by_kind.get("conflict") == len(conflicting)
+    assert all(
+        "conflicting duplicate" in mine[k][0]["reason"] for k, kind in where.items() if kind == "conflict"
+    )
+    # every hostile record is accounted for: a dead letter, or (valid after all) one scored row
+    hostile_total = sum(1 for kind in where.values() if kind not in ("conflict", "redelivery"))
+    assert sum(n for k, n in by_kind.items() if k != "conflict") + len(accepted_hostile) == hostile_total
+    assert all(i.startswith(stream.prefix + "-") for i in accepted_hostile)
+    # the stored events are the first versions, not the conflicting ones
+    amounts = dict(
+        query(
+            env.dsn,
+            "SELECT transaction_id, tx_amount FROM transactions_raw WHERE transaction_id = ANY(%s)",
+            ([e["transaction_id"] for e in conflicting],),
+        )
+    )
+    assert all(amounts[tx.event["transaction_id"]] == tx.event["tx_amount"] for tx in good[100:300])
+    _assert_sinks_agree(env, stream.prefix, len(good) + len(accepted_hostile))
+
+
 def _produce_in_background(env: ScorerEnv, events, rate: float) -> tuple[threading.Thread, dict]:
     result: dict = {}
 
@@ -240,7 +358,8 @@ def test_broker_killed_mid_stream_loses_and_doubles_nothing(env: ScorerEnv) -> N
     thread, result = _produce_in_background(env, events, rate=300)
     try:
         time.sleep(3)
-        stack.down(["kafka-3"])
+        # a crash, not a shutdown: no leadership hand-over, no flushed log
+        assert process.stop(stack.layout, "kafka-3", signal.SIGKILL, timeout=10)
         time.sleep(6)
     finally:
         stack.start(["kafka-3"])
@@ -248,6 +367,31 @@ def test_broker_killed_mid_stream_loses_and_doubles_nothing(env: ScorerEnv) -> N
     assert result["stats"].acked == len(events)
     wait_scored(env.dsn, stream.prefix, len(events), env.scorer, 240)
     _assert_exactly_once(env, stream.prefix, [e.event["transaction_id"] for e in events])
+    _assert_sinks_agree(env, stream.prefix, len(events))
+    assert env.scorer.alive()
+
+
+def test_postgres_restarted_mid_stream_is_retried_not_fatal(env: ScorerEnv) -> None:
+    stream = env.stream("pgrestart")
+    events = list(itertools.islice(stream.events(), 3_000))
+    stack = Stack(env.settings, log=lambda _m: None)
+    thread, result = _produce_in_background(env, events, rate=300)
+    try:
+        deadline = time.monotonic() + 60
+        while len(scored_ids(env.dsn, stream.prefix)) < 300 and time.monotonic() < deadline:
+            time.sleep(0.3)
+        stack.down(["postgres"])
+        time.sleep(8)  # micro-batches fail against the closed port meanwhile
+    finally:
+        stack.start(["postgres"])
+    thread.join(180)
+    assert result["stats"].acked == len(events)
+    assert wait_scored(env.dsn, stream.prefix, len(events), env.scorer, 300) == len(events)
+    assert env.scorer.alive(), env.scorer.log_tail()
+    _assert_exactly_once(env, stream.prefix, [e.event["transaction_id"] for e in events])
+    _assert_sinks_agree(env, stream.prefix, len(events))
+    assert "retrying" in env.scorer.log_path.read_text().lower()
+    stack.up()  # whatever else lost its database meanwhile is started again (a no-op when all run)
 
 
 def test_scorer_killed_and_restarted_mid_stream_scores_each_transaction_once(env: ScorerEnv) -> None:
@@ -261,9 +405,15 @@ def test_scorer_killed_and_restarted_mid_stream_scores_each_transaction_once(env
     env.scorer.kill()
     killed_at = len(scored_ids(env.dsn, stream.prefix))
     assert 0 < killed_at < len(events)
+    # a promotion lands while the scorer is down: the replayed batch must repeat what Postgres committed
+    version = register_version(
+        env.settings.mlflow_tracking_uri, env.model, seed=3, rounds=25, alias="champion"
+    )
+    publish_model_update(env.bootstrap, ModelUpdate.now(env.model, version, "champion", "", "promote"))
     env.scorer.start()
     thread.join(120)
     wait_scored(env.dsn, stream.prefix, len(events), env.scorer, 240)
     _assert_exactly_once(env, stream.prefix, [e.event["transaction_id"] for e in events])
+    _assert_sinks_agree(env, stream.prefix, len(events))
     # the restart found its model and state again
     assert "scoring with" in Path(env.scorer.log_path).read_text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from click.testing import CliRunner
 from fraudops.cli import main
 from fraudops.demo import LiveSummary, format_summary
 from fraudops.settings import find_project_root, load_settings
-from fraudops.stack.manager import Stack
+from fraudops.stack.manager import Stack, format_status
 
 
 def _fresh_clone(tmp_path: Path) -> Path:
@@ -65,3 +66,22 @@ def test_demo_summary_without_scoring() -> None:
     text = format_summary(LiveSummary({}, None, None, {}, 0, None))
     assert "scored, by model version: none" in text
     assert "no transaction scored" in text and "alerts raised: none" in text
+
+
+def test_a_started_service_that_died_is_failed_with_its_last_error(tmp_path) -> None:
+    root = _fresh_clone(tmp_path)
+    stack = Stack(load_settings(root))
+    stack.layout.create()
+    # what a crash leaves: the pid file of a process that is gone, and its log
+    stack.layout.pid_of("spark-scorer").write_text(json.dumps({"pid": 2**22 + 1, "start_time": "1"}))
+    stack.layout.log_of("spark-scorer").write_text(
+        "starting\nTraceback (most recent call last):\nOverflowError: date value out of range\nbye\n"
+    )
+    rows = {r.name: r for r in stack.status()}
+    scorer = rows["spark-scorer"]
+    assert scorer.died and not scorer.acceptable
+    assert scorer.health.detail == "died: OverflowError: date value out of range"
+    assert "FAILED" in format_status(list(rows.values()))
+    assert stack.down(["spark-scorer"]) == []  # nothing to signal; the stale pid file is cleared
+    assert not stack.layout.pid_of("spark-scorer").exists()
+    assert next(r for r in stack.status() if r.name == "spark-scorer").acceptable  # off, not failed

@@ -46,6 +46,15 @@ def _payloads(tx: pd.DataFrame) -> list[bytes]:
     return [event_to_json(row).encode() for row in tx.to_dict("records")]
 
 
+def _record_time(payload: bytes) -> pd.Timestamp:
+    """A live producer sends an event when it happens: the record's time is the event's (the scorer
+    dead-letters events far from their record's time)."""
+    try:
+        return pd.Timestamp(json.loads(payload)["tx_datetime"]).tz_convert(None)
+    except (ValueError, KeyError, TypeError):
+        return pd.Timestamp("2018-04-01")
+
+
 def _records(spark, payloads: list[bytes], first_offset: int = 0):
     """Kafka-shaped records (the columns the scorer reads from the Kafka source)."""
     return spark.createDataFrame(
@@ -55,7 +64,7 @@ def _records(spark, payloads: list[bytes], first_offset: int = 0):
                 "topic": "transactions_stream",
                 "partition": 0,
                 "offset": np.arange(first_offset, first_offset + len(payloads), dtype=np.int64),
-                "timestamp": pd.Timestamp("2024-01-01"),
+                "timestamp": [_record_time(p) for p in payloads],
             }
         )
     )

@@ -26,7 +26,8 @@ def _records(payloads: list[bytes | None]) -> pd.DataFrame:
             "topic": ["transactions_stream"] * n,
             "partition": [1] * n,
             "offset": list(range(100, 100 + n)),
-            "kafka_ts_ms": [1_700_000_000_000] * n,
+            # sent when it happened, as live traffic is
+            "kafka_ts_ms": [int(pd.Timestamp(GOOD["tx_datetime"]).timestamp() * 1000)] * n,
         }
     )
 
@@ -79,7 +80,7 @@ def test_every_kind_of_bad_event_gets_a_reason_and_keeps_its_coordinates() -> No
     assert rejected["reason"].map(bool).all()
     assert (rejected["state_key"] < 0).all()
     assert rejected["offset"].tolist() == list(range(100, 100 + len(bad)))
-    letters = dead_letters(rejected, failed_at_ms=1)
+    letters = [json.loads(d) for d in dead_letters(rejected, failed_at_ms=1)]
     assert [d["source_offset"] for d in letters] == list(range(100, 100 + len(bad)))
     by_kind = dict(zip(bad, letters, strict=True))
     assert by_kind["broken json"]["payload"] == '{"transaction_id": "t-1", '

@@ -43,9 +43,10 @@ def _interrupt(_signum: int, _frame: object) -> None:
 @click.option(
     "--clock",
     type=click.Choice(["simulated", "wallclock"]),
-    default="simulated",
+    default="wallclock",
     show_default=True,
-    help="Keep the simulated event time, or stamp events with the time they are sent.",
+    help="Stamp events with the time they are sent (live traffic), or keep the simulated event time (a "
+    "replay: the scorer dead-letters events outside its event-time window, scorer.max_event_*).",
 )
 @click.option("--start", type=click.DateTime(), help="Simulated start [default: the day after the history].")
 @click.option("--file", "file_", type=click.Path(exists=True, path_type=Path), help="Parquet file to replay.")

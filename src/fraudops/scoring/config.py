@@ -31,5 +31,12 @@ class ScorerSettings(BaseModel):
     # a customer's window state is dropped this long (processing time) after its last transaction; at least
     # the longest customer window (30 days), so expiry never changes a feature, only bounds the state store
     customer_state_ttl_days: float = Field(31.0, gt=0)
+    # an event whose time lies further than this from its Kafka record's time is a dead letter: one far-off
+    # event could otherwise push a card's window history out or skew the terminal features
+    max_event_ahead_hours: float = Field(24.0, gt=0)
+    max_event_behind_days: float = Field(60.0, gt=0)
+    # a micro-batch is retried with backoff this long while Postgres or Kafka are unreachable; after that
+    # the scorer exits and its restart policy (native supervisor, compose restart) takes over
+    fault_retry_s: float = Field(600.0, gt=0)
     # score one row at a time instead of the whole micro-batch: only the baseline of `make bench-stream`
     row_at_a_time: bool = False

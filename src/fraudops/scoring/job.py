@@ -91,11 +91,13 @@ def build_scorer(settings: Settings, options: ScorerOptions) -> tuple[Any, Any]:
     from fraudops import fraud_db
     from fraudops.scoring.models import ChampionWatcher, Registry
     from fraudops.scoring.sinks import BatchScorer, KafkaOut
+    from fraudops.scoring.store import PostgresStore
     from fraudops.scoring.terminals import TerminalTable
     from fraudops.signals import MODEL_UPDATES_TOPIC
 
     fraud_db.create_tables(
-        options.dsn, ["transactions_raw", "fraud_labels", "transactions_with_score", "fraud_alerts"]
+        options.dsn,
+        ["transactions_raw", "fraud_labels", "transactions_with_score", "fraud_alerts", "scorer_batches"],
     )
     watcher = ChampionWatcher(
         Registry(settings.mlflow_tracking_uri),
@@ -119,22 +121,27 @@ def build_scorer(settings: Settings, options: ScorerOptions) -> tuple[Any, Any]:
         watcher,
         terminals,
         settings.model.thresholds,
-        lambda table, frame: fraud_db.write_frame(options.dsn, table, frame),
+        PostgresStore(options.dsn, options.checkpoint_location),
         KafkaOut(settings.kafka_bootstrap_servers),
         options.predictions_topic,
         options.dead_letters_topic,
         report,
         row_at_a_time=settings.scorer.row_at_a_time,
+        retry_for_s=settings.scorer.fault_retry_s,
     )
     return watcher, scorer
 
 
 def start_query(spark: Any, settings: Settings, options: ScorerOptions, scorer: Any) -> Any:
-    from fraudops.scoring.parse import parse_events
+    from fraudops.scoring.parse import EventTimeWindow, parse_events
     from fraudops.scoring.state import with_customer_features
 
     records = kafka_source(spark, settings.kafka_bootstrap_servers, options)
-    featured = with_customer_features(parse_events(records), settings.scorer.customer_state_ttl_days)
+    window = EventTimeWindow(
+        max_ahead=timedelta(hours=settings.scorer.max_event_ahead_hours),
+        max_behind=timedelta(days=settings.scorer.max_event_behind_days),
+    )
+    featured = with_customer_features(parse_events(records, window), settings.scorer.customer_state_ttl_days)
     if is_local(options.checkpoint_location):
         Path(options.checkpoint_location.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
     return (

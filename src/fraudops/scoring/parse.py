@@ -8,12 +8,14 @@ through Spark as epoch microseconds (UTC), so no session time zone can shift the
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from fraudops.schema import validate_event
+from fraudops.schema import printable, validate_event
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
@@ -43,12 +45,75 @@ PARSED_DDL = ", ".join(f"`{name}` {kind}" for name, kind in PARSED_COLUMNS)
 BAD_KEY_BUCKETS = 4
 
 
+# a reason is short and printable whatever the record held
+MAX_REASON_CHARS = 500
+
+
+@dataclass(frozen=True)
+class EventTimeWindow:
+    """How far an event's time may lie from its Kafka record's time. Outside it the event is a dead letter:
+    one far-off event would otherwise push a card's window history out (the state keeps the newest 30
+    days) or skew the terminal features."""
+
+    max_ahead: timedelta = timedelta(days=1)
+    max_behind: timedelta = timedelta(days=60)
+
+    def problem(self, event_time: datetime, kafka_ts_ms: int | None) -> str:
+        if kafka_ts_ms is None:
+            return "the Kafka record has no timestamp to check the event time against"
+        record = _EPOCH + timedelta(milliseconds=kafka_ts_ms)
+        if event_time > record + self.max_ahead:
+            return f"event time {event_time} is over {self.max_ahead} ahead of its Kafka record ({record})"
+        if event_time < record - self.max_behind:
+            return f"event time {event_time} is over {self.max_behind} behind its Kafka record ({record})"
+        return ""
+
+
 def to_epoch_us(value: datetime) -> int:
     return (value - _EPOCH) // _MICROSECOND
 
 
-def validate_frame(records: pd.DataFrame) -> pd.DataFrame:
-    """Kafka records (value, topic, partition, offset, kafka_ts_ms) -> :data:`PARSED_COLUMNS` rows."""
+def _verdict(payload: bytes | None, kafka_ts_ms: int | None, window: EventTimeWindow) -> dict[str, Any]:
+    """The parsed columns of one record: its normalized event, or the reason it is a dead letter."""
+    if not payload:
+        return _dead("empty message")
+    check = validate_event(payload)
+    if not check.ok or check.event is None:
+        return _dead(check.reason)
+    event = check.event
+    late_or_early = window.problem(event["tx_datetime"], kafka_ts_ms)
+    if late_or_early:
+        return _dead(late_or_early)
+    return {
+        "ok": True,
+        "reason": None,
+        "transaction_id": event["transaction_id"],
+        "tx_time_us": to_epoch_us(event["tx_datetime"]),
+        "customer_id": event["customer_id"],
+        "terminal_id": event["terminal_id"],
+        "tx_amount": event["tx_amount"],
+        "state_key": event["customer_id"],
+    }
+
+
+def _dead(reason: str) -> dict[str, Any]:
+    return {
+        "ok": False,
+        "reason": printable(reason, MAX_REASON_CHARS),
+        "transaction_id": None,
+        "tx_time_us": None,
+        "customer_id": None,
+        "terminal_id": None,
+        "tx_amount": None,
+    }
+
+
+def validate_frame(records: pd.DataFrame, window: EventTimeWindow | None = None) -> pd.DataFrame:
+    """Kafka records (value, topic, partition, offset, kafka_ts_ms) -> :data:`PARSED_COLUMNS` rows.
+
+    Never raises for a record: whatever fails while reading one makes that record a dead letter.
+    """
+    window = window or EventTimeWindow()
     rows: list[dict[str, Any]] = []
     for value, topic, partition, offset, ts in zip(
         records["value"],
@@ -59,51 +124,44 @@ def validate_frame(records: pd.DataFrame) -> pd.DataFrame:
         strict=True,
     ):
         payload = bytes(value) if value is not None else None
-        row: dict[str, Any] = {
-            "topic": topic,
-            "partition": int(partition),
-            "offset": int(offset),
-            "kafka_ts_ms": None if pd.isna(ts) else int(ts),
-            "payload": payload,
-        }
-        check = validate_event(payload) if payload else None
-        if check is not None and check.ok and check.event is not None:
-            event = check.event
-            row.update(
-                ok=True,
-                reason=None,
-                transaction_id=event["transaction_id"],
-                tx_time_us=to_epoch_us(event["tx_datetime"]),
-                customer_id=event["customer_id"],
-                terminal_id=event["terminal_id"],
-                tx_amount=event["tx_amount"],
-                state_key=event["customer_id"],
-            )
+        kafka_ts_ms = None if pd.isna(ts) else int(ts)
+        try:
+            verdict = _verdict(payload, kafka_ts_ms, window)
+        except Exception as exc:  # noqa: BLE001 -- a record's failure is the record's, never the query's
+            verdict = _dead(f"unreadable: {type(exc).__name__}: {exc}")
+        if not verdict["ok"]:
+            # bad events share a few negative keys: they pass the state step without touching a customer
+            verdict["state_key"] = -1 - int(offset) % BAD_KEY_BUCKETS
+        rows.append(
+            {
+                "topic": topic,
+                "partition": int(partition),
+                "offset": int(offset),
+                "kafka_ts_ms": kafka_ts_ms,
+                "payload": payload,
+                **verdict,
+            }
+        )
+    # typed column by column: a frame built from the rows would pass ids through float64 next to a null,
+    # and 2**63 - 1 does not survive that
+    columns: dict[str, Any] = {}
+    for name, kind in PARSED_COLUMNS:
+        values = [row[name] for row in rows]
+        if kind in ("int", "bigint"):
+            columns[name] = pd.array(values, dtype="Int64")
+        elif kind == "double":
+            columns[name] = pd.array([float("nan") if v is None else v for v in values], dtype="float64")
         else:
-            row.update(
-                ok=False,
-                reason=check.reason if check is not None else "empty message",
-                transaction_id=None,
-                tx_time_us=None,
-                customer_id=None,
-                terminal_id=None,
-                tx_amount=None,
-                state_key=-1 - int(offset) % BAD_KEY_BUCKETS,
-            )
-        rows.append(row)
-    frame = pd.DataFrame(rows, columns=[name for name, _ in PARSED_COLUMNS])
-    for name in ("tx_time_us", "customer_id", "terminal_id"):
-        frame[name] = frame[name].astype("Int64")
-    frame["tx_amount"] = frame["tx_amount"].astype("float64")
-    return frame
+            columns[name] = pd.Series(values, dtype=object)
+    return pd.DataFrame(columns)
 
 
-def _validate_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+def _validate_batches(batches: Iterator[pd.DataFrame], window: EventTimeWindow) -> Iterator[pd.DataFrame]:
     for batch in batches:
-        yield validate_frame(batch)
+        yield validate_frame(batch, window)
 
 
-def parse_events(records: DataFrame) -> DataFrame:
+def parse_events(records: DataFrame, window: EventTimeWindow | None = None) -> DataFrame:
     """Kafka source DataFrame -> one row per record with :data:`PARSED_COLUMNS`."""
     from pyspark.sql import functions as F
 
@@ -113,4 +171,4 @@ def parse_events(records: DataFrame) -> DataFrame:
         F.col("partition"),
         F.col("offset"),
         F.unix_millis(F.col("timestamp")).alias("kafka_ts_ms"),
-    ).mapInPandas(_validate_batches, PARSED_DDL)
+    ).mapInPandas(partial(_validate_batches, window=window or EventTimeWindow()), PARSED_DDL)

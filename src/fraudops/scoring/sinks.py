@@ -22,16 +22,18 @@ import pandas as pd
 from fraudops.decisions import decide
 from fraudops.features import FEATURE_NAMES, transaction_features
 from fraudops.model_config import Thresholds
-from fraudops.schema import EVENT_COLUMNS
+from fraudops.schema import EVENT_COLUMNS, printable
 from fraudops.scoring.models import ChampionWatcher, LoadedModel
 from fraudops.scoring.state import CUSTOMER_FEATURES
+from fraudops.scoring.store import CONFLICT_REASON, BatchStore, split_batch_duplicates
 from fraudops.scoring.terminals import TerminalTable
 
 log = logging.getLogger(__name__)
 
 _US_PER_SECOND = 1_000_000
-# a dead letter carries at most this much of the original payload (a Kafka message is capped at ~1 MB)
-MAX_DEAD_LETTER_PAYLOAD = 256 * 1024
+# a dead letter's encoded JSON stays under this, well inside what the broker and the client accept (~1 MB):
+# a record that cannot be sent would fail the micro-batch
+MAX_DEAD_LETTER_BYTES = 512 * 1024
 
 
 def _now_ms() -> int:
@@ -41,31 +43,43 @@ def _now_ms() -> int:
 # -- pure transforms ---------------------------------------------------------------------------------------
 
 
-def dead_letters(bad: pd.DataFrame, failed_at_ms: int) -> list[dict[str, Any]]:
-    """Dead-letter records: original payload (UTF-8, else base64), reason, and where it came from."""
-    out = []
-    for row in bad.itertuples(index=False):
-        raw = bytes(row.payload) if row.payload is not None else b""
-        truncated = len(raw) > MAX_DEAD_LETTER_PAYLOAD
-        raw = raw[:MAX_DEAD_LETTER_PAYLOAD]
-        try:
-            payload, encoding = raw.decode("utf-8"), "utf-8"
-        except UnicodeDecodeError:
-            payload, encoding = base64.b64encode(raw).decode("ascii"), "base64"
-        out.append(
+def dead_letters(bad: pd.DataFrame, failed_at_ms: int) -> list[str]:
+    """Dead-letter records as JSON: original payload (UTF-8, else base64), reason, and where it came from.
+
+    Each is at most :data:`MAX_DEAD_LETTER_BYTES` encoded, whatever the payload: a payload that would
+    make it larger is cut (``payload_truncated``), so a dead letter can always be sent.
+    """
+    return [
+        _dead_letter(
             {
                 "reason": row.reason,
-                "payload": payload,
-                "payload_encoding": encoding,
-                "payload_truncated": truncated,
                 "source_topic": row.topic,
                 "source_partition": int(row.partition),
                 "source_offset": int(row.offset),
                 "produced_at_ms": None if pd.isna(row.kafka_ts_ms) else int(row.kafka_ts_ms),
                 "failed_at_ms": failed_at_ms,
-            }
+            },
+            bytes(row.payload) if row.payload is not None else b"",
         )
-    return out
+        for row in bad.itertuples(index=False)
+    ]
+
+
+def _dead_letter(record: dict[str, Any], raw: bytes) -> str:
+    keep = len(raw)
+    while True:
+        part = raw[:keep]
+        try:
+            payload, encoding = part.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            payload, encoding = base64.b64encode(part).decode("ascii"), "base64"
+        text = json.dumps(
+            {**record, "payload": payload, "payload_encoding": encoding, "payload_truncated": keep < len(raw)}
+        )
+        if len(text) <= MAX_DEAD_LETTER_BYTES:  # ASCII: json.dumps escapes every other character
+            return text
+        # escapes take 1 to 12 characters per payload byte: shrink in proportion, with room for the rest
+        keep = max(0, min(keep - 1, int(keep * (MAX_DEAD_LETTER_BYTES - 4096) / len(text))))
 
 
 def events_frame(good: pd.DataFrame) -> pd.DataFrame:
@@ -107,6 +121,11 @@ def score(
         raw = np.asarray(model.model.predict(matrix))
     scores = np.clip(raw.astype(np.float64), 0, 1)
     return scores, decide(scores, thresholds)
+
+
+def _conflicts(rows: pd.DataFrame) -> pd.DataFrame:
+    """Parsed rows refused as conflicting duplicates, with that reason (for :func:`dead_letters`)."""
+    return rows.assign(reason=[CONFLICT_REASON.format(id=printable(i, 80)) for i in rows["transaction_id"]])
 
 
 # -- the batch -------------------------------------------------------------------------------------------
@@ -155,7 +174,22 @@ class KafkaOut:
         left = self.producer.flush(timeout)
         errors, self._errors = self._errors, []
         if left or errors:
-            raise RuntimeError(f"Kafka writes not acknowledged: {left} pending, errors {errors[:3]}")
+            raise KafkaUndelivered(f"Kafka writes not acknowledged: {left} pending, errors {errors[:3]}")
+
+
+class KafkaUndelivered(RuntimeError):
+    """Some of a micro-batch's Kafka writes were not acknowledged (brokers unreachable for a while)."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A fault of the surroundings, not of the input: worth retrying the micro-batch, which is idempotent
+    (Postgres keyed by transaction id, Kafka outputs at-least-once)."""
+    import psycopg2
+    from confluent_kafka import KafkaException
+
+    if isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError | KafkaUndelivered):
+        return True
+    return isinstance(exc, KafkaException) and bool(exc.args) and exc.args[0].retriable()
 
 
 class BatchScorer:
@@ -164,27 +198,52 @@ class BatchScorer:
         watcher: ChampionWatcher,
         terminals: TerminalTable,
         thresholds: Thresholds,
-        write: Callable[[str, pd.DataFrame], int],
+        store: BatchStore,
         kafka: KafkaOut,
         predictions_topic: str,
         dead_letters_topic: str,
         report: Callable[[BatchReport], None] | None = None,
         row_at_a_time: bool = False,
+        retry_for_s: float = 600.0,
     ) -> None:
         self.watcher, self.terminals, self.thresholds = watcher, terminals, thresholds
         self.row_at_a_time = row_at_a_time
-        self.write, self.kafka = write, kafka
+        self.store, self.kafka = store, kafka
         self.predictions_topic, self.dead_letters_topic = predictions_topic, dead_letters_topic
         self.report = report or (lambda r: log.info("%s", r))
+        self.retry_for_s = retry_for_s
 
     def __call__(self, batch: Any, batch_id: int) -> None:
         """``foreachBatch`` entry: the Spark micro-batch collected once (Arrow) and processed."""
         started = time.perf_counter()
         frame = batch.toPandas()
         collect_ms = (time.perf_counter() - started) * 1000
-        report = self.process(frame, batch_id)
+        report = self.process_retrying(frame, batch_id)
         report.timings_ms["collect"] = round(collect_ms, 1)
         self.report(report)
+
+    def process_retrying(self, frame: pd.DataFrame, batch_id: int) -> BatchReport:
+        """:meth:`process`, retried with backoff while Postgres or Kafka are away (a restart, a leader
+        election) for up to ``retry_for_s``; then the error stops the query and the scorer's restart
+        policy takes over, resuming from the checkpoint."""
+        from tenacity import (
+            Retrying,
+            before_sleep_log,
+            retry_if_exception,
+            stop_after_delay,
+            wait_exponential,
+        )
+
+        for attempt in Retrying(
+            retry=retry_if_exception(is_transient),
+            wait=wait_exponential(multiplier=0.5, max=30),
+            stop=stop_after_delay(self.retry_for_s),
+            before_sleep=before_sleep_log(log, logging.WARNING, exc_info=False),
+            reraise=True,
+        ):
+            with attempt:
+                return self.process(frame, batch_id)
+        raise AssertionError("unreachable: Retrying either returns or reraises")
 
     def process(self, frame: pd.DataFrame, batch_id: int) -> BatchReport:
         # the one place the model may change: between micro-batches
@@ -199,16 +258,15 @@ class BatchScorer:
             tick = now
 
         ok = frame["ok"].fillna(False).astype(bool).to_numpy()
-        bad = frame.loc[~ok]
-        if len(bad):
-            for record in dead_letters(bad, _now_ms()):
-                self.kafka.send(self.dead_letters_topic, None, json.dumps(record))
-            report.dead_letters = len(bad)
-        good = frame.loc[ok].drop_duplicates("transaction_id").reset_index(drop=True)
+        rejected = [frame.loc[~ok]]
+        # in arrival order, so that of two events with one id the first sent is kept, as across batches
+        good = frame.loc[ok].sort_values(["kafka_ts_ms", "partition", "offset"], kind="stable")
+        good = good.reset_index(drop=True)
+        first, conflicting = split_batch_duplicates(events_frame(good))
+        rejected.append(_conflicts(good.loc[conflicting]))
+        good = good.loc[first].reset_index(drop=True)
         if len(good):
             events = events_frame(good)
-            self.write("transactions_raw", events)
-            lap("raw")
             seconds = good["tx_time_us"].to_numpy(np.int64) // _US_PER_SECOND
             self.terminals.refresh(int(seconds.min()), int(seconds.max()))
             terminal = self.terminals.features(good["terminal_id"].to_numpy(np.int64), seconds)
@@ -216,9 +274,7 @@ class BatchScorer:
             lap("features")
             scores, decisions = score(loaded, features, self.thresholds, self.row_at_a_time)
             lap("model")
-            scored_at_ms = _now_ms()
             produced_ms = good["kafka_ts_ms"].to_numpy(np.float64)
-            latency_ms = scored_at_ms - produced_ms
             info = loaded.info
             scored = events.assign(
                 score=scores,
@@ -226,31 +282,45 @@ class BatchScorer:
                 model_name=info.name,
                 model_version=info.version,
                 features=features.to_json(orient="records", lines=True, double_precision=15).splitlines(),
-                latency_ms=latency_ms,
+                latency_ms=_now_ms() - produced_ms,
             )
-            self.write("transactions_with_score", scored)
-            alerts = scored.loc[scored["decision"] != "APPROVE", [*EVENT_COLUMNS, "score", "decision"]]
-            self.write("fraud_alerts", alerts.assign(model_name=info.name, model_version=info.version))
+            committed = self.store.commit(
+                batch_id,
+                events,
+                scored,
+                records=len(frame),
+                dead_letters=sum(len(r) for r in rejected),
+                model_version=info.version,
+            )
             lap("postgres")
-            for i, tx_id in enumerate(events["transaction_id"]):
+            rejected.append(_conflicts(good.loc[committed.conflicts]))
+            # what Postgres holds, not this attempt's scores: a replayed batch repeats its first decisions
+            produced = dict(zip(good["transaction_id"], produced_ms, strict=True))
+            for row in committed.predictions.itertuples(index=False):
+                sent_ms = produced.get(row.transaction_id, np.nan)
                 self.kafka.send(
                     self.predictions_topic,
-                    tx_id,
+                    row.transaction_id,
                     json.dumps(
                         {
-                            "transaction_id": tx_id,
-                            "customer_id": int(events["customer_id"].iat[i]),
-                            "score": float(scores[i]),
-                            "decision": str(decisions[i]),
-                            "model_name": info.name,
-                            "model_version": info.version,
+                            "transaction_id": row.transaction_id,
+                            "customer_id": int(row.customer_id),
+                            "score": float(row.score),
+                            "decision": str(row.decision),
+                            "model_name": row.model_name,
+                            "model_version": row.model_version,
                             "batch_id": batch_id,
-                            "produced_at_ms": None if np.isnan(produced_ms[i]) else int(produced_ms[i]),
-                            "scored_at_ms": scored_at_ms,
+                            "produced_at_ms": None if np.isnan(sent_ms) else int(sent_ms),
+                            "scored_at_ms": int(row.scored_at.timestamp() * 1000),
                         }
                     ),
                 )
-            report.scored = len(good)
+            report.scored = len(committed.predictions)
+        bad = pd.concat(rejected, ignore_index=True)
+        if len(bad):
+            for record in dead_letters(bad, _now_ms()):
+                self.kafka.send(self.dead_letters_topic, None, record)
+            report.dead_letters = len(bad)
         self.kafka.flush()
         lap("kafka")
         return report

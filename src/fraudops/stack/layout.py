@@ -41,6 +41,10 @@ class StackLayout:
     def pid_of(self, service: str) -> Path:
         return self.run / f"{service}.pid"
 
+    def supervisor_state_of(self, service: str) -> Path:
+        """Crash count and last error of a service the stack restarts (:mod:`fraudops.stack.supervise`)."""
+        return self.run / f"{service}.supervisor.json"
+
     def create(self) -> None:
         for folder in (self.bin, self.lib, self.data, self.logs, self.run):
             folder.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from fraudops.stack.health import Health
 from fraudops.stack.layout import StackLayout
 from fraudops.stack.postgres import init_databases, initdb
 from fraudops.stack.services import ServiceDef, build_services, venv_bin
+from fraudops.stack.supervise import last_error_line, read_state
 from fraudops.storage import ensure_buckets
 from fraudops.topics import create_topics, load_topic_specs
 
@@ -34,10 +35,12 @@ class ServiceStatus:
     url: str
     memory_mib: float = 0.0
     optional: bool = False
+    # started, then gone without `down`: a crash, whether the service is optional or not
+    died: bool = False
 
     @property
     def acceptable(self) -> bool:
-        return self.health.ok or (self.optional and self.pid is None)
+        return self.health.ok or (self.optional and self.pid is None and not self.died)
 
 
 class _NeverSetUp(dict):
@@ -170,10 +173,20 @@ class Stack:
         services = self.services()
 
         def check(service: ServiceDef) -> ServiceStatus:
-            pid = process.running_pid(self.layout, service.name)
-            result = service.probe() if pid else Health(False, "not running")
+            name = service.name
+            pid = process.running_pid(self.layout, name)
+            died = pid is None and process.exited_early(self.layout, name)
+            if pid:
+                result = service.probe()
+                supervisor = read_state(self.layout.supervisor_state_of(name))
+                if not result.ok and supervisor is not None and supervisor.crashes:
+                    result = Health(False, supervisor.describe())
+            elif died:
+                result = Health(False, f"died: {last_error_line(self._tail(name, 60).splitlines())}")
+            else:
+                result = Health(False, "not running")
             memory = process.group_memory_mib(pid) if pid else 0.0
-            return ServiceStatus(service.name, pid, result, service.url, memory, service.optional)
+            return ServiceStatus(name, pid, result, service.url, memory, service.optional, died)
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             return list(pool.map(check, services.values()))
@@ -221,7 +234,15 @@ def format_status(rows: list[ServiceStatus]) -> str:
     lines = [f"{'SERVICE':<{width}}  {'PID':>7}  {'HEALTH':<9}  {'MEM MiB':>7}  URL / DETAIL"]
     for r in rows:
         state = (
-            "healthy" if r.health.ok else "off" if r.acceptable else "DOWN" if r.pid is None else "unhealthy"
+            "healthy"
+            if r.health.ok
+            else "off"
+            if r.acceptable
+            else "FAILED"
+            if r.died
+            else "DOWN"
+            if r.pid is None
+            else "unhealthy"
         )
         detail = r.url if r.health.ok else f"{r.url}  [{r.health.detail}]"
         lines.append(f"{r.name:<{width}}  {r.pid or '-':>7}  {state:<9}  {r.memory_mib:>7.0f}  {detail}")

@@ -256,12 +256,22 @@ def _airflow(settings: Settings, secrets: Mapping[str, str]) -> list[ServiceDef]
     ]
 
 
-def _spark_scorer(settings: Settings) -> ServiceDef:
+def _spark_scorer(settings: Settings, layout: StackLayout) -> ServiceDef:
     host, port = settings.stack.host, settings.stack.ports.spark_ui
     return ServiceDef(
         ProcessSpec(
             "spark-scorer",
-            [sys.executable, str(settings.project_root / "spark-jobs" / "score_transactions.py")],
+            # restarted with backoff when it exits with an error, as compose's restart policy does
+            [
+                sys.executable,
+                "-m",
+                "fraudops.stack.supervise",
+                "--state",
+                str(layout.supervisor_state_of("spark-scorer")),
+                "--",
+                sys.executable,
+                str(settings.project_root / "spark-jobs" / "score_transactions.py"),
+            ],
             cwd=settings.project_root,
             env={"PYTHONUNBUFFERED": "1"},
             stop_timeout=60.0,
@@ -284,6 +294,6 @@ def build_services(
         _mlflow(settings, secrets, layout),
         *(_kafka(settings, layout, i) for i in range(1, len(settings.stack.ports.kafka) + 1)),
         *_airflow(settings, secrets),
-        _spark_scorer(settings),
+        _spark_scorer(settings, layout),
     ]
     return {d.name: d for d in defs}

@@ -1,0 +1,88 @@
+"""The scorer as a service of the native stack: a crash is restarted with backoff, and `make status`
+tells a crashed or dead scorer from one that was never started."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from scorer_support import create_topics, delete_model, delete_topics, register_version, unique
+
+from fraudops.cli import main
+from fraudops.stack import process
+from fraudops.stack.supervise import read_state
+
+SERVICE = "spark-scorer"
+
+
+@pytest.fixture
+def isolated_service(running_stack, tmp_path, monkeypatch):
+    """The real service definition, pointed at scratch topics, a throw-away model and its own
+    checkpoints through the environment it inherits."""
+    settings = running_stack.settings
+    model = unique("it-svc")
+    register_version(settings.mlflow_tracking_uri, model, seed=4, rounds=10, alias=settings.scorer.alias)
+    topics = [unique("it-svc-tx"), unique("it-svc-pred"), unique("it-svc-dl")]
+    create_topics(settings.kafka_bootstrap_servers, topics)
+    for key, value in {
+        "FRAUDOPS_MLFLOW__MODEL_NAME": model,
+        "FRAUDOPS_SCORER__SOURCE_TOPIC": topics[0],
+        "FRAUDOPS_SCORER__PREDICTIONS_TOPIC": topics[1],
+        "FRAUDOPS_SCORER__DEAD_LETTERS_TOPIC": topics[2],
+        "FRAUDOPS_SCORER__CHECKPOINT_DIR": str(tmp_path / "checkpoint"),
+        "FRAUDOPS_SCORER__LAST_KNOWN_GOOD_DIR": str(tmp_path / "models"),
+    }.items():
+        monkeypatch.setenv(key, value)
+    stack = running_stack.stack
+    was_running = process.running_pid(stack.layout, SERVICE)
+    if was_running:
+        pytest.skip("the stack's own scorer is running; this test needs the service to itself")
+    try:
+        yield stack
+    finally:
+        stack.down([SERVICE])
+        delete_topics(settings.kafka_bootstrap_servers, topics)
+        delete_model(settings.mlflow_tracking_uri, model)
+
+
+def _status_row(stack):
+    return next(r for r in stack.status() if r.name == SERVICE)
+
+
+def test_a_crashed_scorer_is_restarted_and_a_dead_one_is_reported(isolated_service) -> None:
+    stack = isolated_service
+    state_file = stack.layout.supervisor_state_of(SERVICE)
+    stack.start([SERVICE])
+    first = read_state(state_file)
+    assert first is not None and first.state == "running" and first.crashes == 0
+    assert _status_row(stack).health.ok
+
+    os.kill(first.child_pid, signal.SIGKILL)  # the scorer itself dies; its supervisor stays
+    deadline, seen_crash_in_status = time.monotonic() + 240, False
+    while time.monotonic() < deadline:
+        row, state = _status_row(stack), read_state(state_file)
+        seen_crash_in_status |= (not row.health.ok) and "crashed 1x" in row.health.detail
+        if state and state.crashes == 1 and state.state == "running" and row.health.ok:
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"not restarted: {read_state(state_file)}")
+    assert seen_crash_in_status, "status showed the crash while the scorer came back"
+    assert read_state(state_file).child_pid != first.child_pid
+    assert read_state(state_file).last_exit_code == -signal.SIGKILL
+
+    # the whole service killed, supervisor included: status says it failed and exits non-zero
+    supervisor = process.running_pid(stack.layout, SERVICE)
+    os.killpg(supervisor, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while process.running_pid(stack.layout, SERVICE) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    row = _status_row(stack)
+    assert row.died and not row.acceptable and row.health.detail.startswith("died")
+    result = CliRunner().invoke(main, ["stack", "status"])
+    assert result.exit_code == 1 and "FAILED" in result.output
+    assert Path(stack.layout.pid_of(SERVICE)).exists()
