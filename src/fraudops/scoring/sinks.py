@@ -1,9 +1,11 @@
 """One micro-batch, scored and written: the ``foreachBatch`` body of the scorer.
 
-Postgres is written with inserts keyed by transaction id (``ON CONFLICT DO NOTHING``), so a batch that
-Spark replays after a crash adds nothing: each transaction has exactly one row in
-``transactions_with_score``, stamped with the model version that scored it first. The Kafka outputs
-(``fraud_predictions``, ``dead_letters``) are at-least-once: consumers key on the transaction id.
+Bad records and conflicting duplicates become dead letters with their reason; the rest are scored
+together and handed to the store (:mod:`fraudops.scoring.store`), which commits the batch's Postgres
+tables in one transaction and gives back what Postgres holds for its ids. Those committed decisions go to
+``fraud_predictions``, so a batch that Spark replays after a crash repeats them and every sink tells the
+same story. The Kafka outputs are at-least-once: consumers key on the transaction id (dead letters on their
+source partition and offset). Faults of the surroundings (Postgres or Kafka away) are retried.
 """
 
 from __future__ import annotations
