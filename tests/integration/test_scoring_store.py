@@ -170,3 +170,17 @@ def test_whatever_the_parser_accepts_postgres_stores_and_gives_back(running_stac
         fraud_db.delete_transactions(dsn, prefix)
         with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
             cur.execute("DELETE FROM scorer_batches WHERE checkpoint = %s", (store.checkpoint,))
+
+
+def test_a_batch_of_dead_letters_only_is_recorded(store) -> None:
+    store, prefix = store
+    events, scored = _batch(prefix, 3, version="1", score=0.2)
+    result = store.commit(9, events.iloc[:0], scored.iloc[:0], records=5, dead_letters=5, model_version="1")
+    assert result.predictions.empty and len(result.conflicts) == 0
+    with psycopg2.connect(store.dsn) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT records, inserted, dead_letters FROM scorer_batches"
+            " WHERE checkpoint = %s AND batch_id = 9",
+            (store.checkpoint,),
+        )
+        assert cur.fetchone() == (5, 0, 5)

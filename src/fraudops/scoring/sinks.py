@@ -267,8 +267,10 @@ class BatchScorer:
         first, conflicting = split_batch_duplicates(events_frame(good))
         rejected.append(_conflicts(good.loc[conflicting]))
         good = good.loc[first].reset_index(drop=True)
+        events = events_frame(good)
+        produced_ms = good["kafka_ts_ms"].to_numpy(np.float64)
+        info = loaded.info
         if len(good):
-            events = events_frame(good)
             seconds = good["tx_time_us"].to_numpy(np.int64) // _US_PER_SECOND
             self.terminals.refresh(int(seconds.min()), int(seconds.max()))
             terminal = self.terminals.features(good["terminal_id"].to_numpy(np.int64), seconds)
@@ -276,48 +278,49 @@ class BatchScorer:
             lap("features")
             scores, decisions = score(loaded, features, self.thresholds, self.row_at_a_time)
             lap("model")
-            produced_ms = good["kafka_ts_ms"].to_numpy(np.float64)
-            info = loaded.info
-            scored = events.assign(
-                score=scores,
-                decision=decisions,
-                model_name=info.name,
-                model_version=info.version,
-                features=features.to_json(orient="records", lines=True, double_precision=15).splitlines(),
-                latency_ms=_now_ms() - produced_ms,
+            feature_json = features.to_json(orient="records", lines=True, double_precision=15).splitlines()
+        else:  # only dead letters: the batch is still recorded
+            scores, decisions, feature_json = np.empty(0), np.empty(0, dtype=object), []
+        scored = events.assign(
+            score=scores,
+            decision=decisions,
+            model_name=info.name,
+            model_version=info.version,
+            features=feature_json,
+            latency_ms=_now_ms() - produced_ms,
+        )
+        committed = self.store.commit(
+            batch_id,
+            events,
+            scored,
+            records=len(frame),
+            dead_letters=sum(len(r) for r in rejected),
+            model_version=info.version,
+        )
+        lap("postgres")
+        rejected.append(_conflicts(good.loc[committed.conflicts]))
+        # what Postgres holds, not this attempt's scores: a replayed batch repeats its first decisions
+        produced = dict(zip(good["transaction_id"], produced_ms, strict=True))
+        for row in committed.predictions.itertuples(index=False):
+            sent_ms = produced.get(row.transaction_id, np.nan)
+            self.kafka.send(
+                self.predictions_topic,
+                row.transaction_id,
+                json.dumps(
+                    {
+                        "transaction_id": row.transaction_id,
+                        "customer_id": int(row.customer_id),
+                        "score": float(row.score),
+                        "decision": str(row.decision),
+                        "model_name": row.model_name,
+                        "model_version": row.model_version,
+                        "batch_id": batch_id,
+                        "produced_at_ms": None if np.isnan(sent_ms) else int(sent_ms),
+                        "scored_at_ms": int(row.scored_at.timestamp() * 1000),
+                    }
+                ),
             )
-            committed = self.store.commit(
-                batch_id,
-                events,
-                scored,
-                records=len(frame),
-                dead_letters=sum(len(r) for r in rejected),
-                model_version=info.version,
-            )
-            lap("postgres")
-            rejected.append(_conflicts(good.loc[committed.conflicts]))
-            # what Postgres holds, not this attempt's scores: a replayed batch repeats its first decisions
-            produced = dict(zip(good["transaction_id"], produced_ms, strict=True))
-            for row in committed.predictions.itertuples(index=False):
-                sent_ms = produced.get(row.transaction_id, np.nan)
-                self.kafka.send(
-                    self.predictions_topic,
-                    row.transaction_id,
-                    json.dumps(
-                        {
-                            "transaction_id": row.transaction_id,
-                            "customer_id": int(row.customer_id),
-                            "score": float(row.score),
-                            "decision": str(row.decision),
-                            "model_name": row.model_name,
-                            "model_version": row.model_version,
-                            "batch_id": batch_id,
-                            "produced_at_ms": None if np.isnan(sent_ms) else int(sent_ms),
-                            "scored_at_ms": int(row.scored_at.timestamp() * 1000),
-                        }
-                    ),
-                )
-            report.scored = len(committed.predictions)
+        report.scored = len(committed.predictions)
         bad = pd.concat(rejected, ignore_index=True)
         if len(bad):
             for record in dead_letters(bad, _now_ms()):
