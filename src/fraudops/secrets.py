@@ -51,11 +51,23 @@ def _fill(example: Path, target: Path) -> list[str]:
     return added
 
 
+def _env_files(env_dir: Path) -> list[tuple[Path, Path]]:
+    """(committed example, generated file) pairs: ``env/<name>.env.example`` -> ``env/<name>.env``."""
+    return [
+        (example, example.with_name(example.name.removesuffix(".example")))
+        for example in sorted(env_dir.glob("*.env.example"))
+    ]
+
+
+def secrets_generated(env_dir: Path) -> bool:
+    """Whether every secrets file exists (the first `make up` or `make secrets` creates them)."""
+    return all(target.exists() for _, target in _env_files(env_dir))
+
+
 def ensure_secrets(env_dir: Path) -> dict[str, list[str]]:
     """Create or complete every ``env/<name>.env`` from its example. Returns the keys added per file."""
     report: dict[str, list[str]] = {}
-    for example in sorted(env_dir.glob("*.env.example")):
-        target = example.with_name(example.name.removesuffix(".example"))
+    for example, target in _env_files(env_dir):
         added = _fill(example, target)
         if added:
             report[target.name] = added
@@ -65,9 +77,7 @@ def ensure_secrets(env_dir: Path) -> dict[str, list[str]]:
 def load_secrets(env_dir: Path) -> Mapping[str, str]:
     """All generated secrets, as one read-only mapping. Fails clearly when they were never generated."""
     values: dict[str, str] = {}
-    examples = sorted(env_dir.glob("*.env.example"))
-    for example in examples:
-        target = example.with_name(example.name.removesuffix(".example"))
+    for _, target in _env_files(env_dir):
         if not target.exists():
             raise FileNotFoundError(f"{target} is missing: run `make secrets` (or `make up`) first")
         values.update({k: v for k, v in dotenv_values(target).items() if v is not None})

@@ -137,10 +137,7 @@ def start_query(spark: Any, settings: Settings, options: ScorerOptions, scorer: 
     from fraudops.scoring.state import with_customer_features
 
     records = kafka_source(spark, settings.kafka_bootstrap_servers, options)
-    window = EventTimeWindow(
-        max_ahead=timedelta(hours=settings.scorer.max_event_ahead_hours),
-        max_behind=timedelta(days=settings.scorer.max_event_behind_days),
-    )
+    window = EventTimeWindow.of(settings.scorer)
     featured = with_customer_features(parse_events(records, window), settings.scorer.customer_state_ttl_days)
     if is_local(options.checkpoint_location):
         Path(options.checkpoint_location.removeprefix("file://")).mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from fraudops.schema import printable, validate_event
+from fraudops.scoring.config import ScorerSettings
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame
@@ -47,6 +48,8 @@ BAD_KEY_BUCKETS = 4
 
 # a reason is short and printable whatever the record held
 MAX_REASON_CHARS = 500
+# the window's defaults are the settings' defaults (``scorer.max_event_*``)
+_DEFAULTS = ScorerSettings()
 
 
 @dataclass(frozen=True)
@@ -55,8 +58,14 @@ class EventTimeWindow:
     one far-off event would otherwise push a card's window history out (the state keeps the newest 30
     days) or skew the terminal features."""
 
-    max_ahead: timedelta = timedelta(days=1)
-    max_behind: timedelta = timedelta(days=60)
+    max_ahead: timedelta = timedelta(hours=_DEFAULTS.max_event_ahead_hours)
+    max_behind: timedelta = timedelta(days=_DEFAULTS.max_event_behind_days)
+
+    @classmethod
+    def of(cls, scorer: ScorerSettings) -> EventTimeWindow:
+        return cls(
+            timedelta(hours=scorer.max_event_ahead_hours), timedelta(days=scorer.max_event_behind_days)
+        )
 
     def problem(self, event_time: datetime, kafka_ts_ms: int | None) -> str:
         if kafka_ts_ms is None:

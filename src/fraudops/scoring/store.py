@@ -77,11 +77,19 @@ def split_batch_duplicates(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray
     conflicts = np.zeros(len(events), dtype=bool)
     if first.all():
         return first, conflicts
-    firsts = events.loc[first].set_index("transaction_id")
-    later = ~first
-    original = firsts.loc[ids[later].to_numpy()].reset_index()
-    conflicts[later] = ~same_content(events.loc[later].reset_index(drop=True), original)
+    conflicts[~first] = conflicts_with(events.loc[~first], events.loc[first].set_index("transaction_id"))
     return first, conflicts
+
+
+def conflicts_with(events: pd.DataFrame, reference: pd.DataFrame) -> np.ndarray:
+    """Row-wise: is the event's id in ``reference`` (events indexed by unique transaction id) with other
+    content?"""
+    conflicts = np.zeros(len(events), dtype=bool)
+    known = events["transaction_id"].isin(reference.index).to_numpy()
+    if known.any():
+        theirs = reference.loc[events.loc[known, "transaction_id"].to_numpy()].reset_index()
+        conflicts[known] = ~same_content(events.loc[known].reset_index(drop=True), theirs)
+    return conflicts
 
 
 class PostgresStore:
@@ -115,18 +123,17 @@ class PostgresStore:
         conn = self._connection()
         try:
             with conn.cursor() as cur:
-                stored = _stored_events(cur, events["transaction_id"].tolist())
-                conflicts = np.zeros(len(events), dtype=bool)
-                if len(stored):
-                    known = events["transaction_id"].isin(stored.index).to_numpy()
-                    theirs = stored.loc[events.loc[known, "transaction_id"].to_numpy()].reset_index()
-                    conflicts[known] = ~same_content(events.loc[known].reset_index(drop=True), theirs)
-                accepted = set(events.loc[~conflicts, "transaction_id"])
-                accepted_ids = sorted(accepted)
-                written = {}
-                for table, frame in (("transactions_raw", events), ("transactions_with_score", scored)):
-                    rows = frame.loc[frame["transaction_id"].isin(accepted)]
-                    written[table] = fraud_db.copy_upsert(conn, table, rows, commit=False) if len(rows) else 0
+                conflicts = conflicts_with(events, _stored_events(cur, events["transaction_id"].tolist()))
+                accepted_ids = sorted(events.loc[~conflicts, "transaction_id"])
+                raw = events.loc[events["transaction_id"].isin(accepted_ids)]
+                with_score = scored.loc[scored["transaction_id"].isin(accepted_ids)]
+                if len(raw):
+                    fraud_db.copy_upsert(conn, "transactions_raw", raw, commit=False)
+                inserted = (
+                    fraud_db.copy_upsert(conn, "transactions_with_score", with_score, commit=False)
+                    if len(with_score)
+                    else 0
+                )
                 # alerts come from the committed decisions, never from this attempt's: a replayed batch
                 # under another champion must not raise an alert for a transaction stored as APPROVE
                 cur.execute(
@@ -143,7 +150,7 @@ class PostgresStore:
                         self.checkpoint,
                         batch_id,
                         records,
-                        written["transactions_with_score"],
+                        inserted,
                         dead_letters + int(conflicts.sum()),
                         model_version,
                     ),

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from fraudops.secrets import ensure_secrets, load_secrets
+from fraudops.secrets import ensure_secrets, load_secrets, secrets_generated
 from fraudops.settings import Settings
 from fraudops.stack import install, process
 from fraudops.stack.airflow_init import AirflowInitError, init_airflow
@@ -61,10 +61,7 @@ class Stack:
 
     def was_set_up(self) -> bool:
         """Whether `up` ever ran here: it generates the secrets before it starts anything."""
-        return all(
-            example.with_name(example.name.removesuffix(".example")).exists()
-            for example in self.settings.env_dir.glob("*.env.example")
-        )
+        return secrets_generated(self.settings.env_dir)
 
     def services(self) -> dict[str, ServiceDef]:
         # before the first `up` no service can run, so status and down need no real secret to say so
