@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,12 +27,24 @@ def tcp(host: str, port: int, timeout: float = 1.0) -> Health:
         return Health(False, f"{host}:{port} {exc.strerror or exc}")
 
 
-def http(url: str, auth: tuple[str, str] | None = None, timeout: float = 3.0) -> Health:
-    try:
-        response = requests.get(url, auth=auth, timeout=timeout)
-    except requests.RequestException as exc:
-        return Health(False, type(exc).__name__)
-    return Health(response.ok, f"HTTP {response.status_code}")
+# The server answered but its reply was cut (a busy JVM's Jetty under start-up load does this now
+# and then): asking again tells a live service from a dead one, a refused or silent port does not.
+_CUT_REPLY = (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)
+
+
+def http(url: str, auth: tuple[str, str] | None = None, timeout: float = 3.0, attempts: int = 3) -> Health:
+    for attempt in range(1, attempts + 1):
+        try:
+            response = requests.get(url, auth=auth, timeout=timeout)
+        except _CUT_REPLY as exc:
+            if attempt == attempts:
+                return Health(False, type(exc).__name__)
+            time.sleep(0.2 * attempt)
+            continue
+        except requests.RequestException as exc:
+            return Health(False, type(exc).__name__)
+        return Health(response.ok, f"HTTP {response.status_code}")
+    raise AssertionError("unreachable")
 
 
 def guarded(probe: Probe) -> Probe:
