@@ -2,8 +2,8 @@
 
 This module is the one place that says what a feature is: names, order of the model's input vector,
 window lengths, the label delay and the time resolution. The batch code here serves training; the
-streaming scorer computes the same definitions online (customer windows in Spark state, terminal
-windows from :func:`terminal_risk_table`) and a parity test holds the two equal.
+streaming scorer computes the same definitions online (:func:`online_window_features`, against its
+in-memory customer history and delayed terminal table) and a parity test holds the two equal.
 
 Definitions, for a transaction of customer ``c`` on terminal ``m`` at time ``t`` (whole seconds, UTC):
 
@@ -218,36 +218,61 @@ def epoch_seconds(times: pd.Series | np.ndarray) -> np.ndarray:
     return _epoch_seconds(times)
 
 
-def windowed_sums(
-    history_entity: np.ndarray,
-    history_seconds: np.ndarray,
-    history_values: dict[str, np.ndarray],
-    query_entity: np.ndarray,
-    query_seconds: np.ndarray,
-    window_s: int,
-    delay_s: int,
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """For each query, count and value sums of the history rows of the same entity with time in
-    ``(t - delay - window, t - delay]``: the window of :func:`build_features`, for queries against a
-    separate history (the scorer's state or its terminal table) instead of the frame itself."""
-    history_seconds = np.asarray(history_seconds, dtype=np.int64)
-    query_seconds = np.asarray(query_seconds, dtype=np.int64)
-    n_hist = len(history_seconds)
-    codes, _ = pd.factorize(np.concatenate([np.asarray(history_entity), np.asarray(query_entity)]))
-    h_codes, q_codes = codes[:n_hist].astype(np.int64), codes[n_hist:].astype(np.int64)
-    all_seconds = np.concatenate([history_seconds, query_seconds])
-    base = int(all_seconds.min()) - window_s - delay_s - 1 if len(all_seconds) else 0
-    stride = (int(all_seconds.max()) - base + 1) if len(all_seconds) else 1
-    order = np.lexsort((history_seconds, h_codes))
-    keys = (h_codes * stride + (history_seconds - base))[order]
-    q_keys = q_codes * stride + (query_seconds - base)
-    hi = np.searchsorted(keys, q_keys - delay_s, side="right")
-    lo = np.searchsorted(keys, q_keys - delay_s - window_s, side="right")
-    sums = {
-        name: (p := np.concatenate([[0.0], np.cumsum(np.asarray(v, dtype=np.float64)[order])]))[hi] - p[lo]
-        for name, v in history_values.items()
-    }
-    return (hi - lo).astype(np.float64), sums
+class OnlineWindows:
+    """A history (entity, time, values) sorted once, answering window queries of several spans.
+
+    Only the history rows of the queried entities are kept: a window never reaches another entity's
+    rows, and a micro-batch touches a small share of all customers or terminals. Keys are
+    ``entity_code * stride + (seconds - base)``, so one global ``searchsorted`` answers every query.
+    """
+
+    def __init__(
+        self,
+        history_entity: np.ndarray,
+        history_seconds: np.ndarray,
+        history_values: dict[str, np.ndarray],
+        query_entity: np.ndarray,
+        query_seconds: np.ndarray,
+        reach_s: int,
+    ) -> None:
+        history_entity = np.asarray(history_entity)
+        query_entity = np.asarray(query_entity)
+        history_seconds = np.asarray(history_seconds, dtype=np.int64)
+        query_seconds = np.asarray(query_seconds, dtype=np.int64)
+        entities = pd.unique(query_entity)
+        if len(history_entity) > 4 * len(entities):
+            keep = np.isin(history_entity, entities)
+            history_entity, history_seconds = history_entity[keep], history_seconds[keep]
+            history_values = {k: np.asarray(v)[keep] for k, v in history_values.items()}
+        # codes from the queries' entities: history rows all belong to one of them now, or to none
+        index = pd.Index(entities)
+        h_codes = index.get_indexer(history_entity).astype(np.int64)
+        q_codes = index.get_indexer(query_entity).astype(np.int64)
+        known = h_codes >= 0
+        h_codes, history_seconds = h_codes[known], history_seconds[known]
+        values = {k: np.asarray(v, dtype=np.float64)[known] for k, v in history_values.items()}
+        all_seconds = np.concatenate([history_seconds, query_seconds])
+        self._base = int(all_seconds.min()) - reach_s - 1 if len(all_seconds) else 0
+        stride = (int(all_seconds.max()) - self._base + 1) if len(all_seconds) else 1
+        if (len(index) + 1) * stride >= 2**62:
+            raise ValueError("too many entities over too long a time span for int64 window keys")
+        order = np.lexsort((history_seconds, h_codes))
+        self._keys = (h_codes * stride + (history_seconds - self._base))[order]
+        self._queries = q_codes * stride + (query_seconds - self._base)
+        self._reach_s = reach_s
+        self._prefix = {
+            name: np.concatenate([[0.0], np.cumsum(v[order], dtype=np.float64)]) for name, v in values.items()
+        }
+
+    def counts_and_sums(self, window_s: int, delay_s: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Per query: count and value sums of its entity's history in ``(t - delay - window, t - delay]``."""
+        if window_s + delay_s > self._reach_s:
+            raise ValueError(
+                f"a span of {window_s + delay_s} s exceeds the {self._reach_s} s this index covers"
+            )
+        hi = np.searchsorted(self._keys, self._queries - delay_s, side="right")
+        lo = np.searchsorted(self._keys, self._queries - delay_s - window_s, side="right")
+        return (hi - lo).astype(np.float64), {name: p[hi] - p[lo] for name, p in self._prefix.items()}
 
 
 def online_window_features(
@@ -263,14 +288,15 @@ def online_window_features(
 
     For the customer windows the history must include the queried transactions themselves (the
     current transaction counts, as in :func:`build_features`)."""
+    defs = [f for f in WINDOW_FEATURES if f.entity == entity]
     values = {k: np.nan_to_num(np.asarray(v, dtype=np.float64)) for k, v in history_values.items()}
+    reach = max(f.window_days + f.delay_days for f in defs) * SECONDS_PER_DAY
+    windows = OnlineWindows(history_entity, history_seconds, values, query_entity, query_seconds, reach)
     out: dict[str, np.ndarray] = {}
     cache: dict[tuple[int, int], tuple[np.ndarray, dict[str, np.ndarray]]] = {}
-    for f in (f for f in WINDOW_FEATURES if f.entity == entity):
+    for f in defs:
         span = (f.window_days * SECONDS_PER_DAY, f.delay_days * SECONDS_PER_DAY)
         if span not in cache:
-            cache[span] = windowed_sums(
-                history_entity, history_seconds, values, query_entity, query_seconds, *span
-            )
+            cache[span] = windows.counts_and_sums(*span)
         out[f.name] = statistic_of(f, *cache[span])
     return out

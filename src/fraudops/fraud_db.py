@@ -240,6 +240,33 @@ def read_transactions(
     return frame
 
 
+def read_customer_history(target: Any, start: datetime) -> pd.DataFrame:
+    """``transaction_id``, ``customer_id``, ``tx_datetime`` and ``tx_amount`` of the transactions with
+    ``tx_datetime > start``: what the scorer's in-memory customer windows start from."""
+    frame = _copy_out(
+        target,
+        "SELECT transaction_id, customer_id, tx_datetime, tx_amount FROM transactions_raw"
+        " WHERE tx_datetime > %(start)s",
+        {"start": start},
+        {"transaction_id": "str", "customer_id": "int64", "tx_amount": "float64"},
+    )
+    frame["tx_datetime"] = pd.to_datetime(frame["tx_datetime"], format="ISO8601")
+    return frame
+
+
+def _copy_out(target: Any, query: str, params: dict[str, Any], dtype: dict[str, str]) -> pd.DataFrame:
+    """A query's rows through COPY (CSV): several times faster than fetching tuples for large reads."""
+    with connect(target) as conn:
+        with conn.cursor() as cur:
+            sql = cur.mogrify(query, params).decode()
+            buffer = io.StringIO()
+            cur.copy_expert(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, HEADER true)", buffer)
+        conn.commit()
+    buffer.seek(0)
+    # ids stay strings: "" and "NA" are ids, not missing values
+    return pd.read_csv(buffer, dtype=dtype, keep_default_na=False, na_values={"tx_fraud": [""]})
+
+
 def read_terminal_history(target: Any, start: datetime, end: datetime) -> pd.DataFrame:
     """``terminal_id``, ``tx_datetime`` and the published label (``tx_fraud``, NaN when not known) of the
     transactions with ``start < tx_datetime <= end``: what the scorer's delayed terminal table holds."""
@@ -248,14 +275,9 @@ def read_terminal_history(target: Any, start: datetime, end: datetime) -> pd.Dat
         FROM transactions_raw t LEFT JOIN fraud_labels l ON l.transaction_id = t.transaction_id
         WHERE t.tx_datetime > %(start)s AND t.tx_datetime <= %(end)s
     """
-    with connect(target) as conn:
-        with conn.cursor() as cur:
-            sql = cur.mogrify(query, {"start": start, "end": end}).decode()
-            buffer = io.StringIO()
-            cur.copy_expert(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, HEADER true)", buffer)
-        conn.commit()
-    buffer.seek(0)
-    frame = pd.read_csv(buffer, dtype={"terminal_id": "int64", "tx_fraud": "float64"})
+    frame = _copy_out(
+        target, query, {"start": start, "end": end}, {"terminal_id": "int64", "tx_fraud": "float64"}
+    )
     # live events carry microseconds, simulated history whole seconds: one frame may hold both
     frame["tx_datetime"] = pd.to_datetime(frame["tx_datetime"], format="ISO8601")
     return frame

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from fraudops import fraud_db
+from fraudops.scoring.batch import events_frame
 from fraudops.scoring.parse import validate_frame
-from fraudops.scoring.sinks import events_frame
 from fraudops.scoring.store import PostgresStore
 from hostile_events import adversarial_event, plausible_event
 

@@ -1,6 +1,6 @@
 """Any bytes through the scorer's real per-record code: parsing never raises, every record comes out
-once, and what comes out is accepted by every later stage (Arrow, the customer state's id packing,
-Postgres COPY, the dead-letter topic)."""
+once, and what comes out is accepted by every later stage (the customer windows, Postgres COPY, the
+dead-letter topic)."""
 
 from __future__ import annotations
 
@@ -9,22 +9,22 @@ import json
 import random
 from datetime import datetime, timedelta
 
+import numpy as np
 import pandas as pd
-import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fraudops.schema import MAX_ID_LENGTH
-from fraudops.scoring.parse import PARSED_COLUMNS, EventTimeWindow, to_epoch_us, validate_frame
-from fraudops.scoring.sinks import MAX_DEAD_LETTER_BYTES, dead_letters, events_frame
-from fraudops.scoring.state import CustomerHistory
+from fraudops.scoring.batch import MAX_DEAD_LETTER_BYTES, dead_letters, events_frame
+from fraudops.scoring.customers import CUSTOMER_FEATURES, CustomerWindows
+from fraudops.scoring.parse import EventTimeWindow, to_epoch_us, validate_frame
 from hostile_events import any_payload, hostile_stream
 
 NOW = datetime(2026, 11, 30, 12, 0, 0)
 NOW_MS = to_epoch_us(NOW) // 1000
-_ARROW = {"string": pa.string(), "int": pa.int32(), "bigint": pa.int64(), "binary": pa.binary()}
-_ARROW |= {"boolean": pa.bool_(), "double": pa.float64()}
-PARSED_SCHEMA = pa.schema([(name, _ARROW[kind]) for name, kind in PARSED_COLUMNS])
+_NO_HISTORY = pd.DataFrame(
+    {"transaction_id": [], "customer_id": np.empty(0, np.int64), "tx_datetime": [], "tx_amount": []}
+).astype({"tx_datetime": "datetime64[ns]", "tx_amount": "float64"})
 
 
 def _records(payloads: list[bytes | None], kafka_ts: list[int | None]) -> pd.DataFrame:
@@ -42,8 +42,6 @@ def _records(payloads: list[bytes | None], kafka_ts: list[int | None]) -> pd.Dat
 
 def _check_every_stage(parsed: pd.DataFrame, n: int) -> None:
     assert len(parsed) == n and parsed["offset"].tolist() == list(range(n))
-    # what Spark's mapInPandas does with the frame: Arrow with the declared schema
-    pa.Table.from_pandas(parsed, schema=PARSED_SCHEMA, preserve_index=False)
     bad = parsed.loc[~parsed["ok"].astype(bool)]
     assert bad["reason"].map(lambda r: isinstance(r, str) and bool(r) and r.isprintable()).all()
     for letter in dead_letters(bad, NOW_MS):
@@ -55,13 +53,16 @@ def _check_every_stage(parsed: pd.DataFrame, n: int) -> None:
         assert ids.map(lambda i: i.isprintable() and 0 < len(i) <= MAX_ID_LENGTH).all()
         events = events_frame(good)  # pandas nanoseconds hold every accepted time
         assert (events["tx_datetime"] >= NOW - timedelta(days=61)).all()
-        # the customer state packs ids with a separator: they come back whole
-        history = CustomerHistory(
-            events["tx_datetime"].astype("int64").to_numpy() // 10**9,
-            events["tx_amount"].to_numpy(),
-            ids.to_numpy(dtype=object),
+        # the customer windows take them, and know each id afterwards
+        first = events.loc[~events["transaction_id"].duplicated()]
+        customers = CustomerWindows(lambda start: _NO_HISTORY)
+        customers.refresh(int(first["tx_datetime"].min().timestamp()))
+        features = customers.features(first)
+        assert all(
+            np.isfinite(features[name]).all() and (features[name] >= 0).all() for name in CUSTOMER_FEATURES
         )
-        assert CustomerHistory.from_state(history.as_state()).ids.tolist() == ids.tolist()
+        customers.append(first)
+        assert not customers.is_new(ids.to_numpy(dtype=object)).any()
         # Postgres COPY (csv) refuses NUL; the text must also survive a UTF-8 round trip
         buffer = io.StringIO()
         events.to_csv(buffer, index=False, header=False)

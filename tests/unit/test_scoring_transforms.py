@@ -1,5 +1,5 @@
-"""The scorer's pure transforms on static frames: parsing with the one schema, customer windows carried in
-state across micro-batches, the delayed terminal table, assembly, scoring and dead letters."""
+"""The scorer's pure transforms on static frames: parsing with the one schema, the in-memory customer
+windows across micro-batches, the delayed terminal table, assembly, scoring and dead letters."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 
 from fraudops.features import FEATURE_NAMES, build_features
 from fraudops.schema import MAX_EVENT_BYTES, event_to_json
+from fraudops.scoring.batch import assemble_features, dead_letters, events_frame
+from fraudops.scoring.customers import CUSTOMER_FEATURES, CustomerWindows
 from fraudops.scoring.parse import to_epoch_us, validate_frame
-from fraudops.scoring.sinks import assemble_features, dead_letters, events_frame
-from fraudops.scoring.state import CUSTOMER_FEATURES, CustomerHistory, customer_step
 from fraudops.scoring.terminals import TERMINAL_FEATURES, TerminalTable
 
 
@@ -69,7 +69,6 @@ def test_valid_events_are_normalized() -> None:
     assert bool(row.ok) and row.reason is None
     assert row.transaction_id == "t-1" and row.customer_id == 3 and row.terminal_id == 7
     assert row.tx_time_us == to_epoch_us(pd.Timestamp("2018-04-01 10:00:00").to_pydatetime())
-    assert row.state_key == 3
 
 
 def test_every_kind_of_bad_event_gets_a_reason_and_keeps_its_coordinates() -> None:
@@ -78,7 +77,6 @@ def test_every_kind_of_bad_event_gets_a_reason_and_keeps_its_coordinates() -> No
     assert parsed["ok"].tolist() == [False] * len(bad) + [True]
     rejected = parsed.iloc[: len(bad)]
     assert rejected["reason"].map(bool).all()
-    assert (rejected["state_key"] < 0).all()
     assert rejected["offset"].tolist() == list(range(100, 100 + len(bad)))
     letters = [json.loads(d) for d in dead_letters(rejected, failed_at_ms=1)]
     assert [d["source_offset"] for d in letters] == list(range(100, 100 + len(bad)))
@@ -90,53 +88,92 @@ def test_every_kind_of_bad_event_gets_a_reason_and_keeps_its_coordinates() -> No
     assert "finite" in by_kind["nan amount"]["reason"] or "NaN" in by_kind["nan amount"]["reason"]
 
 
-def _events(tx: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "transaction_id": tx["transaction_id"].astype(str).to_numpy(),
-            "tx_time_us": (tx["tx_datetime"].astype("int64") // 1000).to_numpy(),
-            "tx_amount": tx["tx_amount"].to_numpy(),
-        }
-    )
+def _stored(tx: pd.DataFrame):
+    """A loader over ``tx`` as if it were ``transactions_raw``, recording what it was asked."""
+    calls: list = []
+
+    def load(start):
+        calls.append(start)
+        return tx.loc[
+            tx["tx_datetime"] > start, ["transaction_id", "customer_id", "tx_datetime", "tx_amount"]
+        ]
+
+    return load, calls
 
 
-@pytest.mark.parametrize("batches", [1, 7])
-def test_customer_windows_in_state_equal_the_batch_features(small_transactions, batches) -> None:
+def _seconds(tx: pd.DataFrame) -> np.ndarray:
+    return tx["tx_datetime"].astype("int64").to_numpy() // 10**9
+
+
+@pytest.mark.parametrize("batches", [1, 7, 60])
+def test_customer_windows_equal_the_batch_features(small_transactions, batches) -> None:
     tx = small_transactions.iloc[:20_000]
     expected = build_features(tx).set_index("transaction_id")
+    load, calls = _stored(tx.iloc[:0])
+    customers = CustomerWindows(load)
     got = []
-    histories: dict[int, CustomerHistory] = {}
     for part in np.array_split(np.arange(len(tx)), batches):
         chunk = tx.iloc[part]
-        for customer, rows in chunk.groupby("customer_id"):
-            out, histories[customer] = customer_step(
-                histories.get(customer, CustomerHistory.empty()), _events(rows)
-            )
-            got.append(out)
-    features = pd.concat(got).set_index("transaction_id").loc[expected.index]
+        customers.refresh(int(_seconds(chunk).min()))
+        got.append(pd.DataFrame(customers.features(chunk), index=chunk["transaction_id"]))
+        customers.append(chunk)
+    features = pd.concat(got).loc[expected.index]
     for name in CUSTOMER_FEATURES:
         np.testing.assert_allclose(features[name], expected[name], rtol=1e-9, err_msg=name)
+    assert len(calls) == 1, "the history is loaded once, then kept current by the scorer itself"
 
 
-def test_state_survives_packing_and_counts_a_redelivered_event_once(small_transactions) -> None:
+def test_a_restarted_scorer_loads_the_history_and_a_replay_sees_the_same_features(small_transactions) -> None:
+    tx = small_transactions.iloc[:8_000]
+    before, batch = tx.iloc[:7_000], tx.iloc[7_000:]
+    running = CustomerWindows(_stored(before)[0])
+    running.refresh(int(_seconds(batch).min()))
+    first_attempt = running.features(batch)
+    # the batch was committed, then the scorer died before Spark recorded it: the restart loads it back
+    restarted = CustomerWindows(_stored(tx)[0])
+    restarted.refresh(int(_seconds(batch).min()))
+    assert not restarted.is_new(batch["transaction_id"].to_numpy(object)).any()
+    replay = restarted.features(batch)
+    for name in CUSTOMER_FEATURES:
+        np.testing.assert_array_equal(replay[name], first_attempt[name], err_msg=name)
+    expected = build_features(tx).set_index("transaction_id").loc[batch["transaction_id"]]
+    np.testing.assert_allclose(replay["customer_nb_tx_30d"], expected["customer_nb_tx_30d"])
+
+
+def test_a_redelivered_event_counts_once(small_transactions) -> None:
     rows = small_transactions[small_transactions["customer_id"] == 5].iloc[:6]
-    out, history = customer_step(CustomerHistory.empty(), _events(rows.iloc[:4]))
-    restored = CustomerHistory.from_state(history.as_state())
-    np.testing.assert_array_equal(restored.seconds, history.seconds)
+    customers = CustomerWindows(_stored(rows.iloc[:0])[0])
+    customers.refresh(int(_seconds(rows).min()))
+    first = customers.features(rows.iloc[:4])
+    customers.append(rows.iloc[:4])
     # events 3 (again) and 4, 5: the repeated one must not count twice
-    again, after = customer_step(restored, _events(rows.iloc[3:6]))
-    assert len(after.ids) == 6
-    assert again["customer_nb_tx_30d"].iloc[0] == out["customer_nb_tx_30d"].iloc[3]
+    again = customers.features(rows.iloc[3:6])
+    customers.append(rows.iloc[3:6])
+    assert len(customers) == 6
+    assert again["customer_nb_tx_30d"][0] == first["customer_nb_tx_30d"][3]
 
 
-def test_state_is_pruned_to_the_longest_window() -> None:
-    day_us = 86_400 * 1_000_000
-    events = pd.DataFrame(
-        {"transaction_id": ["a", "b"], "tx_time_us": [0, 40 * day_us], "tx_amount": [1.0, 3.0]}
+def test_history_is_pruned_to_the_longest_window_and_reloaded_when_a_batch_reaches_back() -> None:
+    day = pd.Timedelta(days=1)
+    t0 = pd.Timestamp("2026-01-01")
+    tx = pd.DataFrame(
+        {
+            "transaction_id": ["a", "b", "c"],
+            "customer_id": [1, 1, 1],
+            "tx_datetime": [t0, t0 + 10 * day, t0 + 40 * day],
+            "tx_amount": [1.0, 2.0, 3.0],
+        }
     )
-    out, history = customer_step(CustomerHistory.empty(), events)
-    assert history.ids.tolist() == ["b"]
-    assert out["customer_nb_tx_30d"].tolist() == [1.0, 1.0]
+    load, calls = _stored(tx)
+    customers = CustomerWindows(load)
+    customers.refresh(int(_seconds(tx.iloc[1:2])[0]))
+    assert len(customers) == 3 and len(calls) == 1
+    customers.refresh(int(_seconds(tx.iloc[2:3])[0]))  # 30 days on: "a" and "b" are out of every window
+    assert len(customers) == 1 and len(calls) == 1
+    assert customers.features(tx.iloc[2:3])["customer_nb_tx_30d"].tolist() == [1.0]
+    customers.refresh(int(_seconds(tx.iloc[1:2])[0]))  # a late batch reaches back: loaded again
+    assert len(calls) == 2 and len(customers) == 3
+    assert customers.features(tx.iloc[1:2])["customer_nb_tx_30d"].tolist() == [2.0]
 
 
 def test_terminal_table_equals_the_batch_features(small_transactions) -> None:
@@ -167,17 +204,51 @@ def test_terminal_table_equals_the_batch_features(small_transactions) -> None:
 
 def test_assembled_vector_matches_feature_names(small_transactions) -> None:
     tx = small_transactions.iloc[:50]
-    good = _events(tx).assign(
-        customer_id=tx["customer_id"].to_numpy(),
-        terminal_id=tx["terminal_id"].to_numpy(),
-        **{name: 1.0 for name in CUSTOMER_FEATURES},
+    good = pd.DataFrame(
+        {
+            "transaction_id": tx["transaction_id"].astype(str).to_numpy(),
+            "tx_time_us": (tx["tx_datetime"].astype("int64") // 1000).to_numpy(),
+            "tx_amount": tx["tx_amount"].to_numpy(),
+            "customer_id": tx["customer_id"].to_numpy(),
+            "terminal_id": tx["terminal_id"].to_numpy(),
+        }
     )
-    frame = assemble_features(good, {name: np.zeros(len(tx)) for name in TERMINAL_FEATURES})
+    events = events_frame(good)
+    frame = assemble_features(
+        events,
+        {name: np.ones(len(tx)) for name in CUSTOMER_FEATURES},
+        {name: np.zeros(len(tx)) for name in TERMINAL_FEATURES},
+    )
     assert tuple(frame.columns) == FEATURE_NAMES
     np.testing.assert_allclose(frame["tx_amount"], tx["tx_amount"])
-    events = events_frame(good)
     assert events["tx_datetime"].tolist() == tx["tx_datetime"].tolist()
     assert (
         json.loads(event_to_json(events.iloc[0].to_dict()))["transaction_id"] == tx["transaction_id"].iloc[0]
     )
     assert not math.isnan(frame.to_numpy().sum())
+
+
+def test_prediction_messages_carry_what_postgres_holds() -> None:
+    from fraudops.scoring.batch import prediction_messages
+
+    committed = pd.DataFrame(
+        {
+            "transaction_id": ['q"uote\u2028', "plain"],
+            "customer_id": [2**62, 3],
+            "score": [0.1 + 0.2, 1e-07],
+            "decision": ["BLOCK", "APPROVE"],
+            "model_name": ["fraud-detector", "fraud-detector"],
+            "model_version": ["7", "7"],
+            "scored_at": pd.to_datetime(
+                ["2026-11-30 12:00:00.123456+00:00", "2026-11-30 12:00:01.000000+00:00"]
+            ),
+        }
+    )
+    keys, values = prediction_messages(committed, {"plain": 1_700_000_000_123.0}, batch_id=9)
+    messages = [json.loads(v) for v in values]
+    assert keys == committed["transaction_id"].tolist()
+    assert [m["transaction_id"] for m in messages] == keys
+    assert messages[0]["score"] == 0.1 + 0.2 and messages[1]["score"] == 1e-07  # every digit
+    assert messages[0]["customer_id"] == 2**62
+    assert messages[0]["produced_at_ms"] is None and messages[1]["produced_at_ms"] == 1_700_000_000_123
+    assert messages[0]["scored_at_ms"] == 1_796_040_000_123 and messages[1]["batch_id"] == 9

@@ -16,8 +16,9 @@ class ScorerSettings(BaseModel):
     # `earliest` on a first start scores what is already on the topic; later starts resume from checkpoints
     starting_offsets: str = "earliest"
     # bounds a micro-batch (and so its latency) when the scorer catches up
-    max_offsets_per_trigger: int = Field(20000, ge=1)
-    trigger_interval: str = "1 second"
+    max_offsets_per_trigger: int = Field(10000, ge=1)
+    # a micro-batch costs a few hundred ms: a short trigger makes latency about one batch
+    trigger_interval: str = "200 milliseconds"
     # seconds between checks of the champion alias (a model_updates event triggers a check at once)
     poll_interval_s: float = Field(30.0, gt=0)
     # the terminal table re-reads this much event time before its last load, to pick up late labels
@@ -26,11 +27,6 @@ class ScorerSettings(BaseModel):
     checkpoint_dir: str = "data/checkpoints/score_transactions"
     # relative to the project root; contents git-ignored
     last_known_good_dir: str = "models"
-    # Spark state store partitions of the customer windows; small on a 2-core machine
-    shuffle_partitions: int = Field(4, ge=1)
-    # a customer's window state is dropped this long (processing time) after its last transaction; at least
-    # the longest customer window (30 days), so expiry never changes a feature, only bounds the state store
-    customer_state_ttl_days: float = Field(31.0, gt=0)
     # an event whose time lies further than this from its Kafka record's time is a dead letter: one far-off
     # event could otherwise push a card's window history out or skew the terminal features
     max_event_ahead_hours: float = Field(24.0, gt=0)

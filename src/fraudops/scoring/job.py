@@ -1,4 +1,10 @@
-"""The scorer's query, wired: Kafka source -> parse -> customer state -> foreachBatch(score and write)."""
+"""The scorer's query, wired: Kafka source -> foreachBatch(parse, features, score and write).
+
+The Spark query is stateless: Spark owns the Kafka offsets and the checkpoint (offset log before, commit
+log after each micro-batch), and the micro-batch is computed in the driver in one vectorized pass against
+the in-memory customer and terminal tables (:mod:`fraudops.scoring.batch`), so no Python call runs per
+customer or per partition.
+"""
 
 from __future__ import annotations
 
@@ -89,7 +95,9 @@ def kafka_source(spark: Any, bootstrap_servers: str, options: ScorerOptions) -> 
 def build_scorer(settings: Settings, options: ScorerOptions) -> tuple[Any, Any]:
     """The champion watcher (started) and the foreachBatch body."""
     from fraudops import fraud_db
+    from fraudops.scoring.customers import CustomerWindows
     from fraudops.scoring.models import ChampionWatcher, Registry
+    from fraudops.scoring.parse import EventTimeWindow
     from fraudops.scoring.sinks import BatchScorer, KafkaOut
     from fraudops.scoring.store import PostgresStore
     from fraudops.scoring.terminals import TerminalTable
@@ -117,14 +125,17 @@ def build_scorer(settings: Settings, options: ScorerOptions) -> tuple[Any, Any]:
     def report(r: Any) -> None:
         log.info("batch %s", json.dumps(r.__dict__))
 
+    customers = CustomerWindows(lambda start: fraud_db.read_customer_history(options.dsn, start))
     scorer = BatchScorer(
         watcher,
+        customers,
         terminals,
         settings.model.thresholds,
         PostgresStore(options.dsn, options.checkpoint_location),
         KafkaOut(settings.kafka_bootstrap_servers),
         options.predictions_topic,
         options.dead_letters_topic,
+        EventTimeWindow.of(settings.scorer),
         report,
         row_at_a_time=settings.scorer.row_at_a_time,
         retry_for_s=settings.scorer.fault_retry_s,
@@ -133,17 +144,13 @@ def build_scorer(settings: Settings, options: ScorerOptions) -> tuple[Any, Any]:
 
 
 def start_query(spark: Any, settings: Settings, options: ScorerOptions, scorer: Any) -> Any:
-    from fraudops.scoring.parse import EventTimeWindow, parse_events
-    from fraudops.scoring.state import with_customer_features
+    from fraudops.scoring.parse import kafka_records
 
-    records = kafka_source(spark, settings.kafka_bootstrap_servers, options)
-    window = EventTimeWindow.of(settings.scorer)
-    featured = with_customer_features(parse_events(records, window), settings.scorer.customer_state_ttl_days)
+    records = kafka_records(kafka_source(spark, settings.kafka_bootstrap_servers, options))
     if is_local(options.checkpoint_location):
         Path(options.checkpoint_location.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
     return (
-        featured.writeStream.queryName("score_transactions")
-        .outputMode("update")
+        records.writeStream.queryName("score_transactions")
         .foreachBatch(scorer)
         .option("checkpointLocation", options.checkpoint_location)
         .trigger(processingTime=options.trigger_interval)
@@ -153,12 +160,10 @@ def start_query(spark: Any, settings: Settings, options: ScorerOptions, scorer: 
 
 def session_conf(settings: Settings, options: ScorerOptions) -> dict[str, str]:
     conf = {
-        "spark.sql.shuffle.partitions": str(settings.scorer.shuffle_partitions),
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.session.timeZone": "UTC",
         "spark.ui.showConsoleProgress": "false",
-        # state timeouts would otherwise run an empty micro-batch every trigger; expiring idle customers
-        # when the next transactions arrive is soon enough
+        # a stateless query has nothing to do in an empty micro-batch
         "spark.sql.streaming.noDataMicroBatches.enabled": "false",
     }
     if options.ui_port is None:
@@ -200,7 +205,7 @@ class ScorerFailed(RuntimeError):
 
 def failure_message(error: str, checkpoint: str) -> str:
     if "STATE_STORE_VALUE_SCHEMA_NOT_COMPATIBLE" in error or "STATE_STORE_KEY_SCHEMA_NOT_COMPATIBLE" in error:
-        # the customer state changed shape (a new scorer version): the old checkpoint cannot be resumed
+        # a checkpoint of the earlier, stateful scorer (customer windows in Spark state)
         return (
             f"the checkpoint {checkpoint} holds customer state of an older scorer; stop the scorer, delete "
             "that checkpoint and start again (it restarts from scorer.starting_offsets; transactions already "

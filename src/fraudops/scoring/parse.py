@@ -7,10 +7,8 @@ through Spark as epoch microseconds (UTC), so no session time zone can shift the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -24,7 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
 _EPOCH = datetime(1970, 1, 1)
 _MICROSECOND = timedelta(microseconds=1)
 
-# Kafka coordinates, the original payload, the verdict, the normalized event and the state key
+# Kafka coordinates, the original payload, the verdict and the normalized event
 PARSED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("topic", "string"),
     ("partition", "int"),
@@ -38,12 +36,7 @@ PARSED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("customer_id", "bigint"),
     ("terminal_id", "bigint"),
     ("tx_amount", "double"),
-    ("state_key", "bigint"),
 )
-PARSED_DDL = ", ".join(f"`{name}` {kind}" for name, kind in PARSED_COLUMNS)
-# bad events share a few negative state keys (customer ids are >= 0), so they pass through the state step
-# spread over partitions without touching any customer's state
-BAD_KEY_BUCKETS = 4
 
 
 # a reason is short and printable whatever the record held
@@ -101,7 +94,6 @@ def _verdict(payload: bytes | None, kafka_ts_ms: int | None, window: EventTimeWi
         "customer_id": event["customer_id"],
         "terminal_id": event["terminal_id"],
         "tx_amount": event["tx_amount"],
-        "state_key": event["customer_id"],
     }
 
 
@@ -138,9 +130,6 @@ def validate_frame(records: pd.DataFrame, window: EventTimeWindow | None = None)
             verdict = _verdict(payload, kafka_ts_ms, window)
         except Exception as exc:  # noqa: BLE001 -- a record's failure is the record's, never the query's
             verdict = _dead(f"unreadable: {type(exc).__name__}: {exc}")
-        if not verdict["ok"]:
-            # bad events share a few negative keys: they pass the state step without touching a customer
-            verdict["state_key"] = -1 - int(offset) % BAD_KEY_BUCKETS
         rows.append(
             {
                 "topic": topic,
@@ -165,19 +154,15 @@ def validate_frame(records: pd.DataFrame, window: EventTimeWindow | None = None)
     return pd.DataFrame(columns)
 
 
-def _validate_batches(batches: Iterator[pd.DataFrame], window: EventTimeWindow) -> Iterator[pd.DataFrame]:
-    for batch in batches:
-        yield validate_frame(batch, window)
-
-
-def parse_events(records: DataFrame, window: EventTimeWindow | None = None) -> DataFrame:
-    """Kafka source DataFrame -> one row per record with :data:`PARSED_COLUMNS`."""
+def kafka_records(source: DataFrame) -> DataFrame:
+    """The Kafka source's columns the scorer reads, record time as epoch milliseconds; the parsing itself
+    happens on the collected micro-batch (:func:`validate_frame`), with no Python worker per partition."""
     from pyspark.sql import functions as F
 
-    return records.select(
+    return source.select(
         F.col("value"),
         F.col("topic"),
         F.col("partition"),
         F.col("offset"),
         F.unix_millis(F.col("timestamp")).alias("kafka_ts_ms"),
-    ).mapInPandas(partial(_validate_batches, window=window or EventTimeWindow()), PARSED_DDL)
+    )
