@@ -39,6 +39,9 @@ class Ports(_Strict):
     airflow: int = 8080
     flower: int = 5555
     spark_ui: int = 4040
+    spark_master: int = 7077
+    spark_master_ui: int = 8082
+    spark_worker_ui: int = 8083
 
 
 class Hosts(_Strict):
@@ -59,6 +62,29 @@ class Versions(_Strict):
 
 class Memory(_Strict):
     kafka_heap: str = "384m"
+
+
+class SparkSettings(_Strict):
+    """Where the scorer's Spark session runs, and the native stack's standalone cluster."""
+
+    # spark://host:port of a standalone master, or local[N] (everything inside the scorer process); empty
+    # means the native stack's master, spark://<stack.host>:<stack.ports.spark_master>
+    master: str = ""
+    # the address executors reach the driver (the scorer) at; empty means stack.host
+    driver_host: str = ""
+    # Spark's Kafka connector jars, shipped to the executors (spark.jars); relative to stack.data_dir, or
+    # absolute. Empty: nothing to ship, the connector is on Spark's own class path everywhere (compose image)
+    jars_dir: str = "lib/spark"
+    # per application, on a cluster: task slots and heap of each executor, and the slots it takes in all
+    # (0: every free slot of the cluster)
+    executor_cores: int = Field(6, ge=1)
+    executor_memory: str = "1g"
+    cores_max: int = Field(6, ge=0)
+    # the native worker: the slots and memory it offers to executors, and the heap of the master and
+    # worker daemons themselves
+    worker_cores: int = Field(12, ge=1)
+    worker_memory: str = "2g"
+    daemon_memory: str = "256m"
 
 
 class StackSettings(_Strict):
@@ -123,6 +149,7 @@ class Settings(BaseSettings):
     training: TrainingSettings = TrainingSettings()
     pipeline: PipelineSettings = PipelineSettings()
     scorer: ScorerSettings = ScorerSettings()
+    spark: SparkSettings = SparkSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -149,6 +176,13 @@ class Settings(BaseSettings):
     def env_dir(self) -> Path:
         return self.project_root / "env"
 
+    @cached_property
+    def spark_jars_dir(self) -> Path | None:
+        if not self.spark.jars_dir:
+            return None
+        jars = Path(self.spark.jars_dir)
+        return jars if jars.is_absolute() else self.data_dir / jars
+
     def host_of(self, service: str) -> str:
         return getattr(self.stack.hosts, service) or self.stack.host
 
@@ -158,6 +192,20 @@ class Settings(BaseSettings):
         if self.kafka.bootstrap_servers:
             return self.kafka.bootstrap_servers
         return ",".join(f"{self.stack.host}:{p}" for p in self.stack.ports.kafka)
+
+    @property
+    def native_spark_master_url(self) -> str:
+        """The native stack's standalone master (`make up` starts it)."""
+        return f"spark://{self.stack.host}:{self.stack.ports.spark_master}"
+
+    @property
+    def spark_master_url(self) -> str:
+        """Where the scorer runs: ``spark.master``, else the native stack's cluster."""
+        return self.spark.master or self.native_spark_master_url
+
+    @property
+    def spark_driver_host(self) -> str:
+        return self.spark.driver_host or self.stack.host
 
     @property
     def mlflow_tracking_uri(self) -> str:

@@ -1,5 +1,5 @@
 """Integration tests run against the real native stack. The session brings it up when it is not healthy
-and stops it at the end if it started it, so `pytest tests/integration` needs nothing started by hand."""
+and stops at the end the services it started, so `pytest tests/integration` needs nothing started by hand."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from fraudops.fraud_db import fraud_dsn, training_data_fingerprint
 from fraudops.secrets import load_secrets
 from fraudops.settings import Settings, load_settings
+from fraudops.stack import process
 from fraudops.stack.manager import Stack
 
 pytestmark = pytest.mark.integration
@@ -27,12 +28,16 @@ class RunningStack:
 def running_stack() -> Iterator[RunningStack]:
     settings = load_settings()
     stack = Stack(settings)
+    running = {name for name in stack.services() if process.running_pid(stack.layout, name)}
     was_up = settings.env_dir.joinpath("postgres.env").exists() and all(r.acceptable for r in stack.status())
     if not was_up:
         stack.up()
     yield RunningStack(settings, load_secrets(settings.env_dir), stack)
-    if not was_up:
-        stack.down()
+    # only what this session started: a stack that lacked one service (one added since it was brought
+    # up, say) keeps the others running
+    started = [name for name in stack.services() if name not in running]
+    if not was_up and started:
+        stack.down(started)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,4 +1,5 @@
-"""Spark: a local session reads a Kafka topic through the spark-sql-kafka connector."""
+"""Spark: a local session (spark.master local[2], the scorer's setting without a cluster) reads a Kafka topic
+through the spark-sql-kafka connector; test_spark_cluster.py runs on the standalone cluster."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def test_structured_streaming_reads_kafka(running_stack, tmp_path) -> None:
             producer.produce(topic, key=value, value=value)
         assert producer.flush(30) == 0
 
-        spark = build_session(settings, "it-kafka-read")
+        spark = build_session(settings, "it-kafka-read", master="local[2]")
         try:
             stream = (
                 spark.readStream.format("kafka")

@@ -27,6 +27,8 @@ from fraudops.settings import CONFIG_FILE, Settings, load_settings
 from fraudops.stack import SERVICE_NAMES
 from fraudops.stack.airflow_env import airflow_environment, airflow_home
 from fraudops.stack.kafka_nodes import DURABILITY
+from fraudops.stack.layout import StackLayout
+from fraudops.stack.spark_cluster import MASTER_OPTS, WORKER_OPTS, master_args, worker_args
 from fraudops.topics import load_topic_specs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,6 +37,8 @@ HOME_IN_IMAGE = PurePosixPath("/opt/fraudops")
 ONE_SHOT = {"postgres-init", "minio-init", "kafka-init", "airflow-init"}
 TOPICS = {"transactions_stream", "fraud_predictions", "dead_letters", "model_updates"}
 KAFKA_NODES = ("kafka-1", "kafka-2", "kafka-3")
+# run our image but none of our code, and read no secret
+SPARK_DAEMONS = ("spark-master", "spark-worker")
 INTERNAL_KAFKA_PORT = 19092
 DOCKERFILES = {
     "airflow": REPO / "docker" / "airflow" / "Dockerfile",
@@ -187,7 +191,7 @@ def test_secrets_come_from_env_folder(services: dict[str, dict[str, Any]]) -> No
             assert PurePosixPath(env_file).parent == PurePosixPath("env") and Path(env_file).name in examples
     # everything else reads env/ itself, mounted read-only; no other service gets env_file entries
     for name, service in services.items():
-        if name in ("postgres", "redis", "minio") or name.startswith("kafka-"):
+        if name in ("postgres", "redis", "minio", *SPARK_DAEMONS) or name.startswith("kafka-"):
             continue
         assert "env_file" not in service, name
         assert f"./env:{HOME_IN_IMAGE}/env:ro" in service["volumes"], f"{name} must mount ./env read-only"
@@ -296,6 +300,11 @@ def _expected_ports(settings: Settings) -> dict[str, list[tuple[str, int]]]:
         "airflow-apiserver": [("FRAUDOPS_STACK__PORTS__AIRFLOW", p.airflow)],
         "flower": [("FRAUDOPS_STACK__PORTS__FLOWER", p.flower)],
         "spark-scorer": [("FRAUDOPS_STACK__PORTS__SPARK_UI", p.spark_ui)],
+        "spark-master": [
+            ("FRAUDOPS_STACK__PORTS__SPARK_MASTER", p.spark_master),
+            ("FRAUDOPS_STACK__PORTS__SPARK_MASTER_UI", p.spark_master_ui),
+        ],
+        # spark-worker publishes nothing: `--scale spark-worker=N` would fight over a fixed host port
     }
     assert len(p.kafka) == len(KAFKA_NODES)
     for i, port in enumerate(p.kafka, start=1):
@@ -327,6 +336,7 @@ def test_ports_variables_are_settings_overrides(settings: Settings) -> None:
     assert moved.postgres == settings.stack.ports.postgres + 10000
     assert moved.minio_console == settings.stack.ports.minio_console + 10000
     assert moved.spark_ui == settings.stack.ports.spark_ui + 10000
+    assert moved.spark_master_ui == settings.stack.ports.spark_master_ui + 10000
 
 
 # ------------------------------------------------------------------------------------------------ images
@@ -421,7 +431,8 @@ def test_start_order(services: dict[str, dict[str, Any]]) -> None:
     assert {"airflow-apiserver", "mlflow", "kafka-init", "minio-init"} <= _requires(
         services, "airflow-worker"
     )
-    assert {"kafka-init", "mlflow", "postgres-init"} <= _requires(services, "spark-scorer")
+    assert {"kafka-init", "mlflow", "postgres-init", *SPARK_DAEMONS} <= _requires(services, "spark-scorer")
+    assert _requires(services, "spark-worker") == {"spark-master"}
 
 
 # ----------------------------------------------------------------------------------------- our commands
@@ -670,3 +681,39 @@ def test_named_volumes(compose: dict[str, Any], services: dict[str, dict[str, An
     assert used == declared
     for name in ("postgres", "redis", "minio", *KAFKA_NODES):
         assert any(not str(v).startswith((".", "/")) for v in services[name]["volumes"]), name
+
+
+# ------------------------------------------------------------------------------------- Spark cluster
+def test_spark_cluster_matches_native(services: dict[str, dict[str, Any]], settings: Settings) -> None:
+    """The master and worker run the classes, ports and resources of the native stack's, in the scorer's
+    image; the scorer finds the master by name and gives executors its own name to call back on."""
+    scorer = services["spark-scorer"]
+    inside = _settings_in_container(scorer)
+    ports = settings.stack.ports
+    for name in SPARK_DAEMONS:
+        for key in ("image", "build", "user"):
+            assert services[name][key] == scorer[key], f"{name}.{key} differs from spark-scorer"
+    master_url = f"spark://spark-master:{ports.spark_master}"
+    assert services["spark-master"]["hostname"] == "spark-master"
+    assert _command(services["spark-master"]) == ["spark-class", *master_args(settings, "spark-master")]
+    work_dir = StackLayout(inside.data_dir).data_of("spark-worker")
+    assert _command(services["spark-worker"]) == [
+        "spark-class",
+        *worker_args(settings, master_url, str(work_dir)),
+    ]
+    assert "ports" not in services["spark-worker"] and "hostname" not in services["spark-worker"]
+    python = re.search(r"(?m)^FROM python:(\d+\.\d+)\.", DOCKERFILES["spark-scorer"].read_text())
+    assert python
+    for name in SPARK_DAEMONS:
+        env = _env(services[name])
+        assert env["SPARK_HOME"] == f"/usr/local/lib/python{python.group(1)}/site-packages/pyspark"
+        assert env["SPARK_DAEMON_MEMORY"] == settings.spark.daemon_memory
+        assert env["SPARK_MASTER_OPTS"] == MASTER_OPTS and env["SPARK_WORKER_OPTS"] == WORKER_OPTS
+    checks = {n: " ".join(services[n]["healthcheck"]["test"]) for n in SPARK_DAEMONS}
+    assert f"localhost:{ports.spark_master_ui}/json/" in checks["spark-master"]
+    assert f"localhost:{ports.spark_worker_ui}/json/" in checks["spark-worker"]
+
+    assert inside.spark_master_url == master_url
+    assert inside.spark_driver_host == scorer["hostname"] == "spark-scorer"
+    # the image carries the connector on pyspark's class path: 700 MB of jars are not shipped per executor
+    assert inside.spark_jars_dir is None

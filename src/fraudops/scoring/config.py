@@ -19,6 +19,10 @@ class ScorerSettings(BaseModel):
     max_offsets_per_trigger: int = Field(10000, ge=1)
     # a micro-batch costs a few hundred ms: a short trigger makes latency about one batch
     trigger_interval: str = "200 milliseconds"
+    # how long a broker may hold a fetch of the Kafka source's consumers for more data: each read task
+    # ends with such a fetch past its offset range, so Kafka's default (500 ms) would be the floor of
+    # every micro-batch's read (measured: 10,000 records read in 1.75 s at 500 ms, 0.3 s at 10 ms)
+    kafka_fetch_max_wait_ms: int = Field(10, ge=0)
     # seconds between checks of the champion alias (a model_updates event triggers a check at once)
     poll_interval_s: float = Field(30.0, gt=0)
     # the terminal table re-reads this much event time before its last load, to pick up late labels

@@ -38,6 +38,7 @@ class ScorerOptions:
     last_known_good_dir: Path
     starting_offsets: str
     max_offsets_per_trigger: int
+    kafka_fetch_max_wait_ms: int
     trigger_interval: str
     poll_interval_s: float
     dsn: str
@@ -61,6 +62,7 @@ class ScorerOptions:
             last_known_good_dir=settings.path(s.last_known_good_dir),
             starting_offsets=s.starting_offsets,
             max_offsets_per_trigger=s.max_offsets_per_trigger,
+            kafka_fetch_max_wait_ms=s.kafka_fetch_max_wait_ms,
             trigger_interval=s.trigger_interval,
             poll_interval_s=s.poll_interval_s,
             dsn=dsn,
@@ -88,6 +90,7 @@ def kafka_source(spark: Any, bootstrap_servers: str, options: ScorerOptions) -> 
         .option("subscribe", options.source_topic)
         .option("startingOffsets", options.starting_offsets)
         .option("maxOffsetsPerTrigger", options.max_offsets_per_trigger)
+        .option("kafka.fetch.max.wait.ms", options.kafka_fetch_max_wait_ms)
         .load()
     )
 
@@ -199,6 +202,21 @@ def s3a_conf(settings: Settings, secrets: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+def log_progress(query: Any, after_batch: int) -> int:
+    """Spark's own timings of the micro-batches since ``after_batch`` (offset log, the foreachBatch body,
+    commit log), one log line each, for the stage breakdown of `make bench-stream`; the last batch id."""
+    for progress in query.recentProgress:
+        if progress.batchId > after_batch:
+            log.info(
+                "progress %s",
+                json.dumps(
+                    {"batch_id": progress.batchId, "rows": progress.numInputRows, "ms": progress.durationMs}
+                ),
+            )
+            after_batch = progress.batchId
+    return after_batch
+
+
 class ScorerFailed(RuntimeError):
     """The streaming query stopped with an error."""
 
@@ -229,12 +247,14 @@ def run(settings: Settings, options: ScorerOptions) -> None:
     spark.sparkContext.setLogLevel("WARN")
     query = start_query(spark, settings, options, scorer)
     log.info(
-        "scoring %s -> %s with %s@%s; checkpoints %s",
+        "scoring %s -> %s with %s@%s; checkpoints %s; Spark application %s on %s",
         options.source_topic,
         options.predictions_topic,
         options.model_name,
         options.alias,
         options.checkpoint_location,
+        spark.sparkContext.applicationId,
+        spark.sparkContext.master,
     )
     stopping = threading.Event()
 
@@ -244,9 +264,11 @@ def run(settings: Settings, options: ScorerOptions) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    logged = -1
     try:
         while not stopping.is_set() and query.isActive:
             query.awaitTermination(1)
+            logged = log_progress(query, logged)
         if query.exception() is not None:
             raise ScorerFailed(failure_message(str(query.exception()), options.checkpoint_location))
     except StreamingQueryException as exc:

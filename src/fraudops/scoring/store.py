@@ -1,10 +1,11 @@
 """The scorer's Postgres side: one micro-batch is one transaction over all its tables.
 
 A micro-batch writes ``transactions_raw``, ``transactions_with_score``, ``fraud_alerts`` (derived from the
-stored decisions) and its row in ``scorer_batches`` together or not at all, and then reads back what
-Postgres holds for its transaction ids. Those rows, not the current attempt's scores, are what goes to
-``fraud_predictions``: a batch that Spark replays after a crash, perhaps under another champion, re-emits
-the decisions already committed, so Postgres, the alerts and the Kafka predictions tell the same story.
+stored decisions) and its row in ``scorer_batches`` together or not at all, and gives back what Postgres
+holds for its transaction ids (this attempt's rows when all of them were new, else read back). Those
+rows, not the current attempt's scores, are what goes to ``fraud_predictions``: a batch that Spark
+replays after a crash, perhaps under another champion, re-emits the decisions already committed, so
+Postgres, the alerts and the Kafka predictions tell the same story.
 
 A transaction id is a promise about content: the same id with the same event is a re-delivery (a no-op);
 the same id with another event is a *conflicting duplicate*, which is refused (a dead letter) instead of
@@ -33,6 +34,7 @@ COMMITTED_COLUMNS: tuple[str, ...] = (
     "scored_at",
 )
 _ALERT_COLUMNS = ", ".join([*EVENT_COLUMNS, "score", "decision", "model_name", "model_version"])
+_EVENTS = ", ".join(EVENT_COLUMNS)
 CONFLICT_REASON = "conflicting duplicate: transaction id {id} already seen with other content"
 
 
@@ -124,28 +126,44 @@ class PostgresStore:
         try:
             with conn.cursor() as cur:
                 conflicts = conflicts_with(events, _stored_events(cur, events["transaction_id"].tolist()))
-                accepted_ids = sorted(events.loc[~conflicts, "transaction_id"])
-                raw = events.loc[events["transaction_id"].isin(accepted_ids)]
-                with_score = scored.loc[scored["transaction_id"].isin(accepted_ids)]
-                if len(raw):
-                    fraud_db.copy_upsert(conn, "transactions_raw", raw, commit=False)
-                inserted = (
-                    fraud_db.copy_upsert(conn, "transactions_with_score", with_score, commit=False)
-                    if len(with_score)
-                    else 0
+                accepted = scored.loc[~conflicts]
+                accepted_ids = accepted["transaction_id"].tolist()
+                inserted = 0
+                if len(accepted):
+                    # staged once: the raw event and the scored row are the same rows' columns
+                    stage = fraud_db.copy_to_stage(conn, "transactions_with_score", accepted)
+                    cur.execute(
+                        f"INSERT INTO transactions_raw ({_EVENTS}) SELECT {_EVENTS} FROM {stage}"  # noqa: S608
+                        " ON CONFLICT (transaction_id) DO NOTHING"
+                    )
+                    columns = ", ".join(accepted.columns)
+                    cur.execute(
+                        f"INSERT INTO transactions_with_score ({columns}) SELECT {columns}"  # noqa: S608
+                        f" FROM {stage} ON CONFLICT (transaction_id) DO NOTHING"
+                    )
+                    inserted = cur.rowcount
+                # every row new (the usual case): Postgres holds exactly this attempt's rows, stamped with
+                # the transaction's time; otherwise (a replay, a re-delivery) it is read back
+                fresh = inserted == len(accepted)
+                flagged = (
+                    accepted.loc[accepted["decision"] != "APPROVE", "transaction_id"].tolist()
+                    if fresh
+                    else accepted_ids
                 )
                 # alerts come from the committed decisions, never from this attempt's: a replayed batch
                 # under another champion must not raise an alert for a transaction stored as APPROVE
-                cur.execute(
-                    f"INSERT INTO fraud_alerts ({_ALERT_COLUMNS}) SELECT {_ALERT_COLUMNS}"  # noqa: S608
-                    " FROM transactions_with_score WHERE transaction_id = ANY(%s) AND decision <> 'APPROVE'"
-                    " ON CONFLICT (transaction_id) DO NOTHING",
-                    (accepted_ids,),
-                )
+                if flagged:
+                    cur.execute(
+                        f"INSERT INTO fraud_alerts ({_ALERT_COLUMNS}) SELECT {_ALERT_COLUMNS}"  # noqa: S608
+                        " FROM transactions_with_score WHERE transaction_id = ANY(%s)"
+                        " AND decision <> 'APPROVE' ON CONFLICT (transaction_id) DO NOTHING",
+                        (flagged,),
+                    )
                 cur.execute(
                     "INSERT INTO scorer_batches (checkpoint, batch_id, records, inserted, dead_letters,"
                     " model_version) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (checkpoint, batch_id)"
-                    " DO UPDATE SET attempts = scorer_batches.attempts + 1, committed_at = now()",
+                    " DO UPDATE SET attempts = scorer_batches.attempts + 1, committed_at = now()"
+                    " RETURNING now()",
                     (
                         self.checkpoint,
                         batch_id,
@@ -155,12 +173,17 @@ class PostgresStore:
                         model_version,
                     ),
                 )
-                cur.execute(
-                    f"SELECT {', '.join(COMMITTED_COLUMNS)} FROM transactions_with_score"  # noqa: S608
-                    " WHERE transaction_id = ANY(%s)",
-                    (accepted_ids,),
-                )
-                predictions = pd.DataFrame(cur.fetchall(), columns=list(COMMITTED_COLUMNS))
+                now = cur.fetchone()[0]
+                if fresh:
+                    predictions = accepted.assign(scored_at=now).loc[:, list(COMMITTED_COLUMNS)]
+                    predictions = predictions.reset_index(drop=True)
+                else:
+                    cur.execute(
+                        f"SELECT {', '.join(COMMITTED_COLUMNS)} FROM transactions_with_score"  # noqa: S608
+                        " WHERE transaction_id = ANY(%s)",
+                        (accepted_ids,),
+                    )
+                    predictions = pd.DataFrame(cur.fetchall(), columns=list(COMMITTED_COLUMNS))
             conn.commit()
         except BaseException:
             # a broken connection is reopened on the next batch; nothing of this one was committed

@@ -16,5 +16,7 @@ SERVICE_NAMES: tuple[str, ...] = (
     "airflow-triggerer",
     "airflow-worker",
     "flower",
+    "spark-master",
+    "spark-worker",
     "spark-scorer",
 )

@@ -6,6 +6,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import requests
 
@@ -44,6 +45,21 @@ def http(url: str, auth: tuple[str, str] | None = None, timeout: float = 3.0, at
         except requests.RequestException as exc:
             return Health(False, type(exc).__name__)
         return Health(response.ok, f"HTTP {response.status_code}")
+    raise AssertionError("unreachable")
+
+
+def http_json(url: str, timeout: float = 3.0, attempts: int = 3) -> Any:
+    """The JSON body of a GET, asked again when the reply was cut; raises on any other failure."""
+    for attempt in range(1, attempts + 1):
+        try:
+            response = requests.get(url, timeout=timeout)
+        except _CUT_REPLY:
+            if attempt == attempts:
+                raise
+            time.sleep(0.2 * attempt)
+            continue
+        response.raise_for_status()
+        return response.json()
     raise AssertionError("unreachable")
 
 

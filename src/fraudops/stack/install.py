@@ -45,16 +45,17 @@ def ensure_minio(settings: Settings, layout: StackLayout, log=print) -> Path:
     return binary
 
 
-def ensure_jars(settings: Settings, layout: StackLayout, name: str, pom: Path, log=print) -> Path:
-    """Copy the dependencies of ``pom`` into ``lib/<name>``; keyed by the pom's content hash."""
-    target = layout.lib / name
+def ensure_jars(settings: Settings, target: Path, pom: Path, log=print) -> Path:
+    """Copy the dependencies of ``pom`` into the folder ``target``; keyed by the pom's content hash."""
+    name = target.name
     marker = target / ".pom.sha256"
     digest = hashlib.sha256(pom.read_bytes()).hexdigest()
     if _marker_matches(marker, digest):
         return target
     mvn = _require("mvn", "install Maven (apt-get install maven)")
     log(f"fetching {name} jars from Maven Central ({pom.relative_to(settings.project_root)})")
-    staging = layout.lib / f".{name}.partial"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".{name}.partial"
     shutil.rmtree(staging, ignore_errors=True)
     subprocess.run(
         [
@@ -77,8 +78,9 @@ def ensure_jars(settings: Settings, layout: StackLayout, name: str, pom: Path, l
 
 def ensure_all(settings: Settings, layout: StackLayout, log=print) -> None:
     layout.create()
-    ensure_jars(settings, layout, "kafka", settings.path("kafka/pom.xml"), log)
-    ensure_jars(settings, layout, "spark", settings.path("spark-jobs/pom.xml"), log)
+    ensure_jars(settings, layout.lib / "kafka", settings.path("kafka/pom.xml"), log)
+    if settings.spark_jars_dir is not None:  # empty spark.jars_dir: the connector is on Spark's class path
+        ensure_jars(settings, settings.spark_jars_dir, settings.path("spark-jobs/pom.xml"), log)
     ensure_minio(settings, layout, log)
 
 

@@ -85,8 +85,10 @@ class Stack:
             secrets["POSTGRES_PASSWORD"],
         )
         self._start(services["postgres"])
-        # the independent servers start together; each is awaited just before something needs it
-        for name in ("redis", "minio", *self._kafka_names()):
+        # the independent servers start together; each is awaited just before something needs it. The Spark
+        # master and worker are the scorer's cluster, unless spark.master sends the scorer elsewhere
+        spark = [n for n in ("spark-master", "spark-worker") if not services[n].optional]
+        for name in ("redis", "minio", *self._kafka_names(), *spark[:1]):
             self._start(services[name])
         self._wait(services["postgres"])
         init_databases(self.settings, secrets)
@@ -105,7 +107,12 @@ class Stack:
             load_topic_specs(self.settings.path(self.settings.kafka.topics_file)),
         )
         self.log("kafka topics: " + ", ".join(f"{t} ({s})" for t, s in topics.items()))
-        for name in ("mlflow", *airflow):
+        # the worker registers with a master that answers
+        for name in spark[:1]:
+            self._wait(services[name])
+        for name in spark[1:]:
+            self._start(services[name])
+        for name in ("mlflow", *airflow, *spark[1:]):
             self._wait(services[name])
         self.log(f"stack up in {time.monotonic() - started:.0f} s")
         return self.status()
@@ -113,10 +120,29 @@ class Stack:
     def start(self, names: list[str]) -> None:
         """(Re)start the named services of a stack that was brought up before, and wait until healthy."""
         services = self.services()
+        # what they require first (the scorer's Spark cluster), each started and healthy before the next
+        for name in self._requirements(services, names):
+            self._start(services[name])
+            self._wait(services[name])
         for name in names:
             self._start(services[name])
         for name in names:
             self._wait(services[name])
+
+    @staticmethod
+    def _requirements(services: Mapping[str, ServiceDef], names: list[str]) -> list[str]:
+        """The services ``names`` require, transitively, in start order; the named ones excluded."""
+        ordered: list[str] = []
+
+        def visit(name: str) -> None:
+            for required in services[name].requires:
+                if required not in ordered:
+                    visit(required)
+                    ordered.append(required)
+
+        for name in names:
+            visit(name)
+        return [n for n in ordered if n not in names]
 
     def _kafka_names(self) -> list[str]:
         return [f"kafka-{i}" for i in range(1, len(self.settings.stack.ports.kafka) + 1)]
@@ -218,6 +244,11 @@ def format_urls(settings: Settings) -> str:
             "MINIO_ROOT_USER / MINIO_ROOT_PASSWORD in env/minio.env",
         ),
         ("Spark UI (scorer)", f"http://{s.stack.host}:{p.spark_ui}", "while the scorer runs"),
+        (
+            "Spark master UI (cluster)",
+            f"http://{s.stack.host}:{p.spark_master_ui}",
+            f"no login; the scorer's cluster when spark.master is empty ({s.native_spark_master_url})",
+        ),
         ("Kafka bootstrap", s.kafka_bootstrap_servers, "plaintext on loopback"),
         ("PostgreSQL", f"{s.host_of('postgres')}:{p.postgres}", "roles and passwords in env/postgres.env"),
     ]

@@ -17,6 +17,15 @@ from fraudops.stack.kafka_nodes import java_command, node_name, prepare_node
 from fraudops.stack.layout import StackLayout
 from fraudops.stack.postgres import component_url, service_user, superuser_dsn
 from fraudops.stack.process import ProcessSpec
+from fraudops.stack.spark_cluster import (
+    daemon_env,
+    driver_health,
+    master_args,
+    master_health,
+    spark_home,
+    worker_args,
+    worker_health,
+)
 from fraudops.storage import S3_REGION
 
 
@@ -27,8 +36,11 @@ class ServiceDef:
     url: str
     prepare: Callable[[], None] | None = None
     start_timeout: float = 90.0
-    # not started by `up` (the scorer needs a champion model first); `status` does not fail when it is off
+    # not started by `up` (the scorer needs a champion model first; the Spark cluster when spark.master
+    # sends the scorer elsewhere); `status` does not fail when it is off
     optional: bool = False
+    # services `start` brings up first when they are not running (the scorer's Spark cluster)
+    requires: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -256,6 +268,45 @@ def _airflow(settings: Settings, secrets: Mapping[str, str]) -> list[ServiceDef]
     ]
 
 
+def _uses_native_cluster(settings: Settings) -> bool:
+    return settings.spark_master_url == settings.native_spark_master_url
+
+
+def _spark_cluster(settings: Settings, layout: StackLayout) -> list[ServiceDef]:
+    """A standalone master and one worker; `up` skips them when the scorer runs elsewhere (spark.master)."""
+    host, ports = settings.stack.host, settings.stack.ports
+    home = spark_home()
+    spark_class = str(home / "bin" / "spark-class")
+    env = daemon_env(settings, home)
+    master_ui = f"http://{host}:{ports.spark_master_ui}"
+    worker_ui = f"http://{host}:{ports.spark_worker_ui}"
+    work_dir = layout.data_of("spark-worker")
+    optional = not _uses_native_cluster(settings)
+    return [
+        ServiceDef(
+            ProcessSpec("spark-master", [spark_class, *master_args(settings, host)], env=env),
+            health.guarded(lambda: master_health(master_ui)),
+            f"{settings.native_spark_master_url} (UI {master_ui})",
+            optional=optional,
+        ),
+        ServiceDef(
+            ProcessSpec(
+                "spark-worker",
+                [
+                    spark_class,
+                    *worker_args(settings, settings.native_spark_master_url, str(work_dir), host),
+                ],
+                env=env,
+            ),
+            health.guarded(lambda: worker_health(worker_ui, master_ui)),
+            f"{worker_ui} ({settings.spark.worker_cores} slots, {settings.spark.worker_memory})",
+            lambda: work_dir.mkdir(parents=True, exist_ok=True),
+            optional=optional,
+            requires=("spark-master",),
+        ),
+    ]
+
+
 def _spark_scorer(settings: Settings, layout: StackLayout) -> ServiceDef:
     host, port = settings.stack.host, settings.stack.ports.spark_ui
     return ServiceDef(
@@ -276,11 +327,12 @@ def _spark_scorer(settings: Settings, layout: StackLayout) -> ServiceDef:
             env={"PYTHONUNBUFFERED": "1"},
             stop_timeout=60.0,
         ),
-        health.guarded(lambda: health.http(f"http://{host}:{port}/api/v1/applications")),
-        f"http://{host}:{port} (Spark UI of the scorer)",
+        health.guarded(lambda: driver_health(f"http://{host}:{port}")),
+        f"http://{host}:{port} (Spark UI of the scorer, on {settings.spark_master_url})",
         # Spark start-up, then the champion's download
         start_timeout=180.0,
         optional=True,
+        requires=("spark-master", "spark-worker") if _uses_native_cluster(settings) else (),
     )
 
 
@@ -294,6 +346,7 @@ def build_services(
         _mlflow(settings, secrets, layout),
         *(_kafka(settings, layout, i) for i in range(1, len(settings.stack.ports.kafka) + 1)),
         *_airflow(settings, secrets),
+        *_spark_cluster(settings, layout),
         _spark_scorer(settings, layout),
     ]
     return {d.name: d for d in defs}
