@@ -77,7 +77,7 @@ bench-stack: bootstrap ## native stack: warm start time and resident memory
 	$(PY) scripts/bench_stack.py
 
 .PHONY: bench-stream
-bench-stream: bootstrap ## scorer throughput and end-to-end latency, vectorized vs row-at-a-time (stack up)
+bench-stream: bootstrap ## scorer: drain, live latency, 5 min sustained, baseline, stage breakdown (stack up)
 	$(PY) scripts/bench_stream.py
 
 .PHONY: bench-model

@@ -252,3 +252,31 @@ def test_prediction_messages_carry_what_postgres_holds() -> None:
     assert messages[0]["customer_id"] == 2**62
     assert messages[0]["produced_at_ms"] is None and messages[1]["produced_at_ms"] == 1_700_000_000_123
     assert messages[0]["scored_at_ms"] == 1_796_040_000_123 and messages[1]["batch_id"] == 9
+
+
+def test_terminal_table_reads_the_newest_stretch_and_late_labels_hourly() -> None:
+    from fraudops.scoring.terminals import SETTLE_EVERY_S
+
+    t0 = pd.Timestamp("2026-01-01")
+    stored = pd.DataFrame(
+        # within the settle margin (24 h) of the newest stretch read; its label is not known yet
+        {"terminal_id": [7], "tx_datetime": [t0 + pd.Timedelta(hours=12)], "tx_fraud": [np.nan]}
+    )
+    loads: list[tuple] = []
+
+    def load(start, end):
+        loads.append((start, end))
+        inside = (stored["tx_datetime"] > start) & (stored["tx_datetime"] <= end)
+        return stored.loc[inside]
+
+    table = TerminalTable(load)
+    at = int((t0 + pd.Timedelta(days=8)).timestamp())  # the transaction is past the 7-day label delay
+    table.refresh(at, at)
+    assert table.features(np.array([7]), np.array([at]))["terminal_risk_30d"].tolist() == [0.0]
+    stored.loc[0, "tx_fraud"] = 1.0  # the label arrives late
+    table.refresh(at + 10, at + 10)
+    assert (loads[-1][1] - loads[-1][0]).total_seconds() == 10, "a live batch reads only the new stretch"
+    assert table.features(np.array([7]), np.array([at + 10]))["terminal_risk_30d"].tolist() == [0.0]
+    later = at + SETTLE_EVERY_S
+    table.refresh(later, later)  # an hour on: the settle margin is read again, with the label
+    assert table.features(np.array([7]), np.array([later]))["terminal_risk_30d"].tolist() == [1.0]
