@@ -9,6 +9,7 @@ from fraudops.scoring.job import (
     checkpoint_location,
     failure_message,
     is_local,
+    retire_customer_state,
     s3a_conf,
     session_conf,
 )
@@ -51,8 +52,24 @@ def test_local_checkpoints_need_no_object_store_settings() -> None:
     assert conf["spark.sql.streaming.noDataMicroBatches.enabled"] == "false"
 
 
-def test_an_old_state_schema_tells_what_to_do() -> None:
-    spark_error = "[STATE_STORE_VALUE_SCHEMA_NOT_COMPATIBLE] Provided value schema does not match\nmore"
-    message = failure_message(spark_error, "/data/ckpt")
-    assert "delete that checkpoint" in message and "/data/ckpt" in message
+def test_an_old_state_on_object_storage_tells_what_to_do() -> None:
+    spark_error = (
+        "[STREAMING_STATEFUL_OPERATOR_NOT_MATCH_IN_STATE_METADATA] Streaming stateful operator name does not"
+        " match\nmore"
+    )
+    message = failure_message(spark_error, "s3a://lake/ckpt")
+    assert "move its `state` folder out" in message and "s3a://lake/ckpt" in message
     assert failure_message("boom", "/data/ckpt") == "scorer query failed: boom"
+
+
+def test_the_stateful_scorers_state_is_moved_out_of_a_local_checkpoint(tmp_path) -> None:
+    checkpoint = tmp_path / "score_transactions"
+    (checkpoint / "state" / "0" / "0").mkdir(parents=True)
+    (checkpoint / "state" / "0" / "_metadata").mkdir()
+    (checkpoint / "offsets").mkdir()
+    (checkpoint / "offsets" / "69").write_text("v1")
+    moved = retire_customer_state(checkpoint)
+    assert moved is not None and moved.parent == tmp_path and (moved / "0" / "_metadata").is_dir()
+    assert not (checkpoint / "state").exists()
+    assert (checkpoint / "offsets" / "69").read_text() == "v1", "the offsets stay: the scorer resumes"
+    assert retire_customer_state(checkpoint) is None

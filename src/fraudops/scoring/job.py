@@ -15,7 +15,7 @@ import signal
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +151,15 @@ def start_query(spark: Any, settings: Settings, options: ScorerOptions, scorer: 
 
     records = kafka_records(kafka_source(spark, settings.kafka_bootstrap_servers, options))
     if is_local(options.checkpoint_location):
-        Path(options.checkpoint_location.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+        folder = Path(options.checkpoint_location.removeprefix("file://"))
+        folder.mkdir(parents=True, exist_ok=True)
+        retired = retire_customer_state(folder)
+        if retired is not None:
+            log.warning(
+                "the checkpoint held the customer state of the earlier, stateful scorer; moved it to %s "
+                "(the customer windows now come from Postgres; delete that folder at will)",
+                retired,
+            )
     return (
         records.writeStream.queryName("score_transactions")
         .foreachBatch(scorer)
@@ -217,17 +225,40 @@ def log_progress(query: Any, after_batch: int) -> int:
     return after_batch
 
 
+def retire_customer_state(checkpoint: Path) -> Path | None:
+    """Move the state store of the earlier scorer (customer windows in Spark state) out of a checkpoint.
+
+    Spark refuses to resume a stateless query from a checkpoint with state metadata; the offsets and the
+    commit log stay, so the scorer resumes where it stopped, and the windows come from Postgres now.
+    Returns where the state went, or None when there was none.
+    """
+    state = checkpoint / "state"
+    if not state.is_dir():
+        return None
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = checkpoint.with_name(f"{checkpoint.name}.customer-state-{stamp}")
+    state.rename(target)
+    return target
+
+
 class ScorerFailed(RuntimeError):
     """The streaming query stopped with an error."""
 
 
+_OLD_STATE_ERRORS = (
+    "STATE_STORE_VALUE_SCHEMA_NOT_COMPATIBLE",
+    "STATE_STORE_KEY_SCHEMA_NOT_COMPATIBLE",
+    "STREAMING_STATEFUL_OPERATOR_NOT_MATCH_IN_STATE_METADATA",
+)
+
+
 def failure_message(error: str, checkpoint: str) -> str:
-    if "STATE_STORE_VALUE_SCHEMA_NOT_COMPATIBLE" in error or "STATE_STORE_KEY_SCHEMA_NOT_COMPATIBLE" in error:
-        # a checkpoint of the earlier, stateful scorer (customer windows in Spark state)
+    if any(code in error for code in _OLD_STATE_ERRORS):
+        # a checkpoint of the earlier, stateful scorer on object storage (a local one is mended at start)
         return (
-            f"the checkpoint {checkpoint} holds customer state of an older scorer; stop the scorer, delete "
-            "that checkpoint and start again (it restarts from scorer.starting_offsets; transactions already "
-            f"in Postgres keep their first score). Spark said: {error.splitlines()[0]}"
+            f"the checkpoint {checkpoint} holds customer state of an older scorer; stop the scorer, move its "
+            "`state` folder out of the checkpoint and start again (it resumes from the checkpoint's offsets; "
+            f"the customer windows come from Postgres). Spark said: {error.splitlines()[0]}"
         )
     return f"scorer query failed: {error}"
 
