@@ -114,7 +114,7 @@ def scoring_model(settings: Settings) -> tuple[str, bool]:
 
     client = MlflowClient(settings.mlflow_tracking_uri)
     try:
-        client.get_model_version_by_alias(settings.mlflow.model_name, settings.scorer.alias)
+        client.get_model_version_by_alias(settings.mlflow.model_name, settings.mlflow.champion_alias)
         return settings.mlflow.model_name, False
     except MlflowException:
         pass
@@ -124,7 +124,8 @@ def scoring_model(settings: Settings) -> tuple[str, bool]:
 
     name = f"bench-{uuid.uuid4().hex[:8]}"
     print(
-        f"no {settings.mlflow.model_name}@{settings.scorer.alias}: training a throw-away {name}", flush=True
+        f"no {settings.mlflow.model_name}@{settings.mlflow.champion_alias}: training a throw-away {name}",
+        flush=True,
     )
     world = settings.simulator.model_copy(update={"n_customers": 1000, "n_terminals": 2000, "n_days": 160})
     result = train_model(
@@ -134,7 +135,7 @@ def scoring_model(settings: Settings) -> tuple[str, bool]:
         tracking_uri=settings.mlflow_tracking_uri,
         model_name=name,
     )
-    client.set_registered_model_alias(name, settings.scorer.alias, result.model_version)
+    client.set_registered_model_alias(name, settings.mlflow.champion_alias, result.model_version)
     return name, True
 
 

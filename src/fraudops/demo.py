@@ -93,7 +93,7 @@ def run_demo(live_seconds: float = 60, after_swap_seconds: float = 15) -> None:
         raise click.ClickException(
             "no champion after the first retraining: see model_metadata and the DAG logs"
         )
-    click.echo(f"    {ctx.model_name}@champion = v{champion.version} ({champion.tags.get('family')})")
+    click.echo(f"    {ctx.model_name}@{ctx.champion} = v{champion.version} ({champion.tags.get('family')})")
 
     step(4, "Starting the Spark Structured Streaming scorer and a live producer")
     stack.start(["spark-scorer"])

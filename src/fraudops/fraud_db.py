@@ -13,7 +13,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -116,12 +115,10 @@ CREATE INDEX IF NOT EXISTS model_metadata_model_idx ON model_metadata (model_nam
 
 
 def fraud_dsn(settings: Any, secrets: Mapping[str, str]) -> str:
-    """DSN of the ``fraud`` database for its own role (``settings.postgres.databases`` maps db -> role)."""
-    role = settings.postgres.databases["fraud"]
-    password = quote(secrets["FRAUD_DB_PASSWORD"], safe="")
-    return (
-        f"postgresql://{role}:{password}@{settings.host_of('postgres')}:{settings.stack.ports.postgres}/fraud"
-    )
+    """DSN of the fraud database for its own role (:func:`fraudops.stack.postgres.component_url`)."""
+    from fraudops.stack.postgres import component_url
+
+    return component_url(settings, secrets, "fraud", driver="postgresql")
 
 
 @contextmanager

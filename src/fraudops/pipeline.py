@@ -32,7 +32,6 @@ from fraudops.validation import DataValidationError  # noqa: F401  (re-exported:
 
 log = logging.getLogger(__name__)
 
-CHAMPION, PREVIOUS = "champion", "previous"
 RUN_KEY_TAG = "pipeline.run_key"
 VALIDATION_EXPERIMENT = "fraud-detector-data-validation"
 # the metrics carried between steps and written to model_metadata
@@ -68,6 +67,15 @@ class Context:
     @property
     def model_name(self) -> str:
         return self.settings.mlflow.model_name
+
+    @property
+    def champion(self) -> str:
+        """The registry alias of production's model (the scorer follows the same setting)."""
+        return self.settings.mlflow.champion_alias
+
+    @property
+    def previous(self) -> str:
+        return self.settings.mlflow.previous_alias
 
     def client(self) -> Any:
         from mlflow import MlflowClient
@@ -277,7 +285,7 @@ def _champion(ctx: Context) -> Any | None:
     from mlflow.exceptions import MlflowException
 
     try:
-        return ctx.client().get_model_version_by_alias(ctx.model_name, CHAMPION)
+        return ctx.client().get_model_version_by_alias(ctx.model_name, ctx.champion)
     except MlflowException:
         return None
 
@@ -363,7 +371,7 @@ def evaluate(
                 "model_version": champion.version,
                 "run_id": champion.run_id,
                 "event": "evaluation",
-                "alias": CHAMPION,
+                "alias": ctx.champion,
                 "decision": "champion",
                 "reason": f"out-of-time window {window}",
                 "metrics": champion_metrics,
@@ -424,7 +432,8 @@ def promote(ctx: Context, decision: Mapping[str, Any], dry_run: bool = False) ->
         }
     set_champion(ctx, d.candidate.version)
     _record(
-        ctx, [{**base, "event": "promotion", "alias": CHAMPION, "decision": "promoted", "reason": d.reason}]
+        ctx,
+        [{**base, "event": "promotion", "alias": ctx.champion, "decision": "promoted", "reason": d.reason}],
     )
     return {
         "promoted": True,
@@ -443,16 +452,16 @@ def set_champion(ctx: Context, version: str) -> str | None:
     current = _champion(ctx)
     old_previous = None
     try:
-        old_previous = client.get_model_version_by_alias(ctx.model_name, PREVIOUS).version
+        old_previous = client.get_model_version_by_alias(ctx.model_name, ctx.previous).version
     except Exception:  # no previous yet
         old_previous = None
     if current and current.version != str(version):
-        client.set_registered_model_alias(ctx.model_name, PREVIOUS, current.version)
+        client.set_registered_model_alias(ctx.model_name, ctx.previous, current.version)
     try:
-        client.set_registered_model_alias(ctx.model_name, CHAMPION, str(version))
+        client.set_registered_model_alias(ctx.model_name, ctx.champion, str(version))
     except Exception:
         if old_previous:
-            client.set_registered_model_alias(ctx.model_name, PREVIOUS, old_previous)
+            client.set_registered_model_alias(ctx.model_name, ctx.previous, old_previous)
         raise
     return current.version if current else None
 
@@ -464,7 +473,7 @@ def signal(ctx: Context, promotion: Mapping[str, Any], action: str = "promote") 
     if not promotion.get("promoted"):
         return False
     update = ModelUpdate.now(
-        ctx.model_name, str(promotion["version"]), CHAMPION, str(promotion.get("run_id", "")), action
+        ctx.model_name, str(promotion["version"]), ctx.champion, str(promotion.get("run_id", "")), action
     )
     publish_model_update(ctx.settings.kafka_bootstrap_servers, update)
     return True
@@ -481,7 +490,7 @@ def promote_version(ctx: Context, version: str, reason: str = "manual promotion"
                 "model_version": str(version),
                 "run_id": model.run_id,
                 "event": "promotion",
-                "alias": CHAMPION,
+                "alias": ctx.champion,
                 "decision": "manual",
                 "reason": reason,
             }
@@ -505,9 +514,9 @@ def rollback(ctx: Context) -> dict[str, Any]:
 
     client = ctx.client()
     try:
-        target = client.get_model_version_by_alias(ctx.model_name, PREVIOUS)
+        target = client.get_model_version_by_alias(ctx.model_name, ctx.previous)
     except MlflowException as exc:
-        raise RuntimeError(f"{ctx.model_name} has no @{PREVIOUS} version to roll back to") from exc
+        raise RuntimeError(f"{ctx.model_name} has no @{ctx.previous} version to roll back to") from exc
     demoted = set_champion(ctx, target.version)
     _record(
         ctx,
@@ -516,7 +525,7 @@ def rollback(ctx: Context) -> dict[str, Any]:
                 "model_version": target.version,
                 "run_id": target.run_id,
                 "event": "rollback",
-                "alias": CHAMPION,
+                "alias": ctx.champion,
                 "decision": "rollback",
                 "reason": f"rolled back from v{demoted}",
             }

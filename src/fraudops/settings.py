@@ -116,6 +116,10 @@ class MinioSettings(_Strict):
 
 class MlflowSettings(_Strict):
     model_name: str = "fraud-detector"
+    # the registry aliases: what production scores with (the scorer follows it, promotion moves it), and
+    # the version before it (what a rollback returns to)
+    champion_alias: str = "champion"
+    previous_alias: str = "previous"
     workers: int = 1
     # empty means the stack's tracking server
     tracking_uri: str = ""

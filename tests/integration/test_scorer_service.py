@@ -25,7 +25,9 @@ def isolated_service(running_stack, tmp_path, monkeypatch):
     checkpoints through the environment it inherits."""
     settings = running_stack.settings
     model = unique("it-svc")
-    register_version(settings.mlflow_tracking_uri, model, seed=4, rounds=10, alias=settings.scorer.alias)
+    register_version(
+        settings.mlflow_tracking_uri, model, seed=4, rounds=10, alias=settings.mlflow.champion_alias
+    )
     topics = [unique("it-svc-tx"), unique("it-svc-pred"), unique("it-svc-dl")]
     create_topics(settings.kafka_bootstrap_servers, topics)
     for key, value in {

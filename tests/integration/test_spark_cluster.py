@@ -77,7 +77,9 @@ def test_the_scorer_runs_on_the_cluster(cluster, running_stack, tmp_path, monkey
     dsn = fraud_dsn(settings, running_stack.secrets)
     bootstrap = settings.kafka_bootstrap_servers
     model = unique("it-cluster")
-    register_version(settings.mlflow_tracking_uri, model, seed=7, rounds=10, alias=settings.scorer.alias)
+    register_version(
+        settings.mlflow_tracking_uri, model, seed=7, rounds=10, alias=settings.mlflow.champion_alias
+    )
     topics = [unique("it6-cl-tx"), unique("it6-cl-pred"), unique("it6-cl-dl")]
     create_topics(bootstrap, topics, partitions=6)  # as transactions_stream: six read tasks a micro-batch
     stream = IsolatedStream.new("cl")

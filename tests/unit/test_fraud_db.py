@@ -32,3 +32,20 @@ def test_dsn_uses_the_fraud_role_and_quotes_the_password() -> None:
     )
     dsn = fraud_db.fraud_dsn(settings, {"FRAUD_DB_PASSWORD": "p@ss/word"})
     assert dsn == "postgresql://fraud:p%40ss%2Fword@127.0.0.1:5432/fraud"
+
+
+def test_every_component_url_reads_the_database_mapping_one_way(monkeypatch) -> None:
+    """``postgres.databases`` maps a component (its role) to its database, for the init step that creates
+    them and for every client: with a non-default mapping they still meet."""
+    from fraudops.settings import load_settings
+    from fraudops.stack.postgres import component_url
+
+    monkeypatch.setenv(
+        "FRAUDOPS_POSTGRES__DATABASES", '{"airflow": "af", "mlflow": "ml", "fraud": "fraud_prod"}'
+    )
+    settings = load_settings()
+    secrets = {"FRAUD_DB_PASSWORD": "a:b@c", "MLFLOW_DB_PASSWORD": "m/n", "AIRFLOW_DB_PASSWORD": "x%y"}
+    host = f"{settings.host_of('postgres')}:{settings.stack.ports.postgres}"
+    assert fraud_db.fraud_dsn(settings, secrets) == f"postgresql://fraud:a%3Ab%40c@{host}/fraud_prod"
+    assert component_url(settings, secrets, "mlflow") == f"postgresql+psycopg2://mlflow:m%2Fn@{host}/ml"
+    assert component_url(settings, secrets, "airflow").endswith(f"://airflow:x%25y@{host}/af")

@@ -111,7 +111,7 @@ def produce_command(
 
 @click.command("score")
 @click.option("--model-name", help="Registered model to follow [default: mlflow.model_name].")
-@click.option("--alias", help="Alias to follow [default: scorer.alias].")
+@click.option("--alias", help="Alias to follow [default: mlflow.champion_alias].")
 @click.option("--topic", "source_topic", help="Source topic [default: scorer.source_topic].")
 @click.option("--predictions-topic", help="[default: scorer.predictions_topic]")
 @click.option("--dead-letters-topic", help="[default: scorer.dead_letters_topic]")

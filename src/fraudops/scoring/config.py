@@ -11,8 +11,6 @@ class ScorerSettings(BaseModel):
     source_topic: str = "transactions_stream"
     predictions_topic: str = "fraud_predictions"
     dead_letters_topic: str = "dead_letters"
-    # the registry alias the scorer follows
-    alias: str = "champion"
     # `earliest` on a first start scores what is already on the topic; later starts resume from checkpoints
     starting_offsets: str = "earliest"
     # bounds a micro-batch (and so its latency) when the scorer catches up

@@ -54,7 +54,7 @@ class ScorerOptions:
             dsn = fraud_dsn(settings, load_secrets(settings.env_dir))
         options = cls(
             model_name=settings.mlflow.model_name,
-            alias=s.alias,
+            alias=settings.mlflow.champion_alias,
             source_topic=s.source_topic,
             predictions_topic=s.predictions_topic,
             dead_letters_topic=s.dead_letters_topic,

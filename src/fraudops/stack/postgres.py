@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import quote
 
 from fraudops.settings import Settings
 
@@ -88,9 +89,11 @@ def superuser_dsn(settings: Settings, secrets: Mapping[str, str], database: str 
 def component_url(
     settings: Settings, secrets: Mapping[str, str], component: str, driver: str = "postgresql+psycopg2"
 ) -> str:
-    """SQLAlchemy URL of a component's own database, logged in as its own role."""
+    """URL of a component's own database, logged in as its own role: ``postgres.databases`` maps the
+    component (its role) to its database, as :func:`init_databases` creates them. The one builder of
+    these URLs (``driver`` "postgresql" gives a libpq DSN); the password is URL-quoted."""
     database = settings.postgres.databases[component]
-    password = secrets[ROLE_PASSWORDS[component]]
+    password = quote(secrets[ROLE_PASSWORDS[component]], safe="")
     return (
         f"{driver}://{component}:{password}@{settings.host_of('postgres')}:"
         f"{settings.stack.ports.postgres}/{database}"
