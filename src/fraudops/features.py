@@ -22,6 +22,7 @@ the order in which simultaneous events arrive, which a stream cannot guarantee.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Literal
 
 import numpy as np
@@ -213,6 +214,16 @@ def terminal_risk_table(transactions: pd.DataFrame, as_of: pd.Timestamp | str) -
 # -- online execution (the streaming scorer) --------------------------------------------------------------
 
 
+def window_reach_s(entity: Entity) -> int:
+    """How far back the longest window of ``entity`` reaches from a transaction (window plus delay)."""
+    return max(f.window_days + f.delay_days for f in WINDOW_FEATURES if f.entity == entity) * SECONDS_PER_DAY
+
+
+def at_epoch_seconds(seconds: int) -> datetime:
+    """The naive UTC time of whole epoch seconds (what the online tables' loaders are asked for)."""
+    return datetime(1970, 1, 1) + timedelta(seconds=seconds)
+
+
 def epoch_seconds(times: pd.Series | np.ndarray) -> np.ndarray:
     """Whole seconds since the epoch at the features' time resolution (what every window compares)."""
     return _epoch_seconds(times)
@@ -252,13 +263,13 @@ class OnlineWindows:
         h_codes, history_seconds = h_codes[known], history_seconds[known]
         values = {k: np.asarray(v, dtype=np.float64)[known] for k, v in history_values.items()}
         all_seconds = np.concatenate([history_seconds, query_seconds])
-        self._base = int(all_seconds.min()) - reach_s - 1 if len(all_seconds) else 0
-        stride = (int(all_seconds.max()) - self._base + 1) if len(all_seconds) else 1
+        base = int(all_seconds.min()) - reach_s - 1 if len(all_seconds) else 0
+        stride = (int(all_seconds.max()) - base + 1) if len(all_seconds) else 1
         if (len(index) + 1) * stride >= 2**62:
             raise ValueError("too many entities over too long a time span for int64 window keys")
         order = np.lexsort((history_seconds, h_codes))
-        self._keys = (h_codes * stride + (history_seconds - self._base))[order]
-        self._queries = q_codes * stride + (query_seconds - self._base)
+        self._keys = (h_codes * stride + (history_seconds - base))[order]
+        self._queries = q_codes * stride + (query_seconds - base)
         self._reach_s = reach_s
         self._prefix = {
             name: np.concatenate([[0.0], np.cumsum(v[order], dtype=np.float64)]) for name, v in values.items()
@@ -290,8 +301,9 @@ def online_window_features(
     current transaction counts, as in :func:`build_features`)."""
     defs = [f for f in WINDOW_FEATURES if f.entity == entity]
     values = {k: np.nan_to_num(np.asarray(v, dtype=np.float64)) for k, v in history_values.items()}
-    reach = max(f.window_days + f.delay_days for f in defs) * SECONDS_PER_DAY
-    windows = OnlineWindows(history_entity, history_seconds, values, query_entity, query_seconds, reach)
+    windows = OnlineWindows(
+        history_entity, history_seconds, values, query_entity, query_seconds, window_reach_s(entity)
+    )
     out: dict[str, np.ndarray] = {}
     cache: dict[tuple[int, int], tuple[np.ndarray, dict[str, np.ndarray]]] = {}
     for f in defs:

@@ -17,24 +17,24 @@ from the scorer's next start.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
 
-from fraudops.features import SECONDS_PER_DAY, WINDOW_FEATURES, epoch_seconds, online_window_features
+from fraudops.features import (
+    SECONDS_PER_DAY,
+    WINDOW_FEATURES,
+    at_epoch_seconds,
+    epoch_seconds,
+    online_window_features,
+    window_reach_s,
+)
 
 CUSTOMER_FEATURES: tuple[str, ...] = tuple(f.name for f in WINDOW_FEATURES if f.entity == "customer_id")
-REACH_S = max(f.window_days + f.delay_days for f in WINDOW_FEATURES if f.entity == "customer_id") * (
-    SECONDS_PER_DAY
-)
 
 # transactions with tx_datetime > start -> frame with transaction_id, customer_id, tx_datetime, tx_amount
 Loader = Callable[[datetime], pd.DataFrame]
-
-
-def _at(seconds: int) -> datetime:
-    return datetime(1970, 1, 1) + timedelta(seconds=seconds)
 
 
 class CustomerWindows:
@@ -50,16 +50,11 @@ class CustomerWindows:
     def __len__(self) -> int:
         return len(self._seconds)
 
-    @property
-    def covers_from(self) -> int | None:
-        """Event time (epoch seconds) after which the table holds every stored transaction."""
-        return self._from
-
     def refresh(self, min_seconds: int) -> None:
         """Make the table cover what events at ``min_seconds`` or later need."""
-        need_from = min_seconds - REACH_S
+        need_from = min_seconds - window_reach_s("customer_id")
         if self._from is None or need_from < self._from:
-            frame = self._load(_at(need_from))
+            frame = self._load(at_epoch_seconds(need_from))
             self._customer = frame["customer_id"].to_numpy(np.int64)
             self._seconds = epoch_seconds(frame["tx_datetime"])
             self._amount = frame["tx_amount"].to_numpy(np.float64)

@@ -15,11 +15,18 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from fraudops.features import SECONDS_PER_DAY, WINDOW_FEATURES, epoch_seconds, online_window_features
+from fraudops.features import (
+    SECONDS_PER_DAY,
+    WINDOW_FEATURES,
+    at_epoch_seconds,
+    epoch_seconds,
+    online_window_features,
+    window_reach_s,
+)
 
 TERMINAL_FEATURES: tuple[str, ...] = tuple(f.name for f in WINDOW_FEATURES if f.entity == "terminal_id")
 _TERMINAL = [f for f in WINDOW_FEATURES if f.entity == "terminal_id"]
-_REACH_S = max(f.window_days + f.delay_days for f in _TERMINAL) * SECONDS_PER_DAY
+_REACH_S = window_reach_s("terminal_id")
 _DELAY_S = min(f.delay_days for f in _TERMINAL) * SECONDS_PER_DAY
 # event time between two re-reads of the settle margin: a live stream at 1,000 tx/s would otherwise read a
 # day of transactions in every micro-batch
@@ -27,10 +34,6 @@ SETTLE_EVERY_S = 3600
 
 # (start, end] -> frame with terminal_id, tx_datetime, tx_fraud (NaN = not known)
 Loader = Callable[[datetime, datetime], pd.DataFrame]
-
-
-def _at(seconds: int) -> datetime:
-    return datetime(1970, 1, 1) + timedelta(seconds=seconds)
 
 
 class TerminalTable:
@@ -48,7 +51,7 @@ class TerminalTable:
         return len(self._seconds)
 
     def _read(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        frame = self._load(_at(start), _at(end))
+        frame = self._load(at_epoch_seconds(start), at_epoch_seconds(end))
         return (
             frame["terminal_id"].to_numpy(np.int64),
             epoch_seconds(frame["tx_datetime"]),
