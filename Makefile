@@ -49,7 +49,7 @@ demo: bootstrap ## the main job: stack up, history, retraining via Airflow, live
 
 .PHONY: test
 test: bootstrap ## all tests: unit, DAG integrity, integration on the real stack (started if needed)
-	$(PYTEST) tests
+	$(PYTEST) tests --ignore=tests/compose
 
 .PHONY: test-unit
 test-unit: bootstrap ## fast tier: no services
@@ -58,6 +58,22 @@ test-unit: bootstrap ## fast tier: no services
 .PHONY: test-integration
 test-integration: bootstrap ## the real services (the stack is started if needed)
 	$(PYTEST) tests/integration
+
+.PHONY: compose-build
+compose-build: bootstrap ## build every image of docker-compose.yaml (starts a Docker engine if none answers)
+	@$(FRAUDOPS) compose build
+
+.PHONY: compose-up
+compose-up: bootstrap ## the platform in containers: build, start, wait until every container is healthy
+	@$(FRAUDOPS) compose up
+
+.PHONY: compose-down
+compose-down: bootstrap ## stop and remove the containers (volumes kept)
+	@$(FRAUDOPS) compose down
+
+.PHONY: compose-test
+compose-test: bootstrap ## build, run the stack in containers, check it end to end, remove it
+	$(PYTEST) tests/compose
 
 .PHONY: lint
 lint: ## ruff lint and format check

@@ -18,6 +18,7 @@ from fraudops.commands.model import (
 )
 from fraudops.commands.pipeline import bootstrap_command, pipeline_group, promote_command, rollback_command
 from fraudops.commands.stream import produce_command, score_command
+from fraudops.containers.cli import compose_group
 from fraudops.stack.cli import kafka_group, stack_group
 
 
@@ -28,6 +29,7 @@ def main() -> None:
 
 main.add_command(stack_group)
 main.add_command(kafka_group)
+main.add_command(compose_group)
 main.add_command(simulate_command)
 main.add_command(simulate_stream_command)
 main.add_command(import_transactions_command)

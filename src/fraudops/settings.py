@@ -136,6 +136,17 @@ class AirflowSettings(_Strict):
     worker_concurrency: int = 2
 
 
+class DockerSettings(_Strict):
+    # the Debian base of every image (docker/Dockerfile); built with debootstrap where it cannot be pulled
+    base_image: str = "debian:12.15-slim"
+    # the Go toolchain that builds MinIO in its image (the native stack uses the `go` on PATH)
+    go_version: str = "1.26.8"
+    # a PEM bundle of extra CA certificates every image build and container trusts; empty: none
+    extra_ca_bundle: str = ""
+    # docker compose's project name: prefix of its containers, networks and volumes
+    project: str = "fraudops"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="FRAUDOPS_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -154,6 +165,7 @@ class Settings(BaseSettings):
     pipeline: PipelineSettings = PipelineSettings()
     scorer: ScorerSettings = ScorerSettings()
     spark: SparkSettings = SparkSettings()
+    docker: DockerSettings = DockerSettings()
 
     @classmethod
     def settings_customise_sources(

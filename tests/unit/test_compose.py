@@ -26,7 +26,7 @@ from fraudops.secrets import ensure_secrets
 from fraudops.settings import CONFIG_FILE, Settings, load_settings
 from fraudops.stack import SERVICE_NAMES
 from fraudops.stack.airflow_env import airflow_environment, airflow_home
-from fraudops.stack.kafka_nodes import DURABILITY
+from fraudops.stack.kafka_nodes import DURABILITY, LOG4J2
 from fraudops.stack.layout import StackLayout
 from fraudops.stack.spark_cluster import MASTER_OPTS, WORKER_OPTS, master_args, worker_args
 from fraudops.topics import load_topic_specs
@@ -40,10 +40,13 @@ KAFKA_NODES = ("kafka-1", "kafka-2", "kafka-3")
 # run our image but none of our code, and read no secret
 SPARK_DAEMONS = ("spark-master", "spark-worker")
 INTERNAL_KAFKA_PORT = 19092
-DOCKERFILES = {
-    "airflow": REPO / "docker" / "airflow" / "Dockerfile",
-    "mlflow": REPO / "mlflow" / "Dockerfile",
-    "spark-scorer": REPO / "spark-jobs" / "Dockerfile",
+DOCKERFILE = REPO / "docker" / "Dockerfile"
+# the vendor software's images, built from the same Debian base as ours
+VENDOR_TARGETS = {
+    "postgres": "postgres",
+    "redis": "redis",
+    "minio": "minio",
+    **dict.fromkeys(KAFKA_NODES, "kafka"),
 }
 PORT_RE = re.compile(r"^127\.0\.0\.1:\$\{(?P<var>[A-Z0-9_]+):-(?P<default>\d+)\}:(?P<container>\d+)$")
 
@@ -98,6 +101,23 @@ def _published(service: Mapping[str, Any]) -> list[re.Match[str]]:
         assert match, f"port {entry!r} is not 127.0.0.1:${{VAR:-default}}:<container port>"
         matches.append(match)
     return matches
+
+
+def _stages() -> dict[str, str]:
+    """docker/Dockerfile's stages by name: the text from its FROM line to the next."""
+    parts = re.split(r"(?m)^(?=FROM )", DOCKERFILE.read_text())
+    stages = {}
+    for part in parts[1:]:
+        name = re.match(r"FROM \S+ AS (\S+)", part)
+        assert name, f"every stage is named: {part.splitlines()[0]}"
+        stages[name.group(1)] = part
+    return stages
+
+
+def _arg_default(name: str) -> str:
+    match = re.search(rf"(?m)^ARG {name}=(\S+)$", DOCKERFILE.read_text())
+    assert match, f"docker/Dockerfile has no ARG {name} with a default"
+    return match.group(1)
 
 
 def _image_tag(image: str) -> str:
@@ -171,7 +191,7 @@ def test_no_secret_in_compose_file(compose: dict[str, Any]) -> None:
     text = COMPOSE_FILE.read_text()
     # the developer's generated secrets, when present, appear in no committed build file
     env_files = sorted((REPO / "env").glob("*.env"))
-    build_files = [text, *(p.read_text() for p in DOCKERFILES.values())]
+    build_files = [text, DOCKERFILE.read_text()]
     for env_file in env_files:
         for line in env_file.read_text().splitlines():
             key, _, value = line.partition("=")
@@ -346,39 +366,64 @@ def test_image_tags_are_pinned(services: dict[str, dict[str, Any]], settings: Se
         assert image, f"{name} has no image (a built service needs a tag too)"
         tag = _image_tag(image)
         assert tag and tag != "latest" and "${" not in image, f"{name}: image {image!r} is not pinned"
-        if "build" not in service:
-            assert re.search(r"\d", tag), f"{name}: {image!r} is a floating tag"
-    assert services["postgres"]["image"].startswith("postgres:15.")
-    assert services["postgres"]["image"].endswith("-bookworm")
-    assert re.fullmatch(r"redis:7\.0\.\d+-bookworm", services["redis"]["image"])
-    assert re.fullmatch(r"minio/minio:RELEASE\.\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ", services["minio"]["image"])
-    for node in KAFKA_NODES:
-        assert services[node]["image"] == f"apache/kafka:{settings.stack.versions.kafka}"
+        assert re.search(r"\d", tag), f"{name}: {image!r} is a floating tag"
 
 
-def _from_lines(dockerfile: Path) -> list[str]:
-    return re.findall(r"(?im)^FROM\s+(\S+)", dockerfile.read_text())
+def test_every_image_builds_from_the_one_dockerfile(services: dict[str, dict[str, Any]]) -> None:
+    stages = _stages()
+    for name, service in services.items():
+        build = service.get("build")
+        assert build, f"{name} pulls {service.get('image')}: every image is built from docker/Dockerfile"
+        assert build["context"] == "." and build["dockerfile"] == "docker/Dockerfile", name
+        assert build["target"] in stages, f"{name}: no stage {build['target']}"
+        assert service["image"].startswith(f"fraudops-{build['target']}:"), name
+    for name, target in VENDOR_TARGETS.items():
+        assert services[name]["build"]["target"] == target
 
 
-def test_dockerfile_bases_are_pinned() -> None:
-    python_bases = set()
-    for name, dockerfile in DOCKERFILES.items():
-        bases = _from_lines(dockerfile)
-        assert bases, name
-        for base in bases:
-            assert re.search(r":\d+\.\d+\.\d+", base), f"{name}: base {base} is not pinned to a patch version"
-        python_bases.add(bases[-1])
-    # one Python base for every image, 3.11 on bookworm like the venv
-    assert len(python_bases) == 1
-    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", python_bases.pop())
+def test_one_pinned_debian_base_and_the_native_versions(compose: dict[str, Any], settings: Settings) -> None:
+    froms = re.findall(r"(?m)^FROM (\S+) AS", DOCKERFILE.read_text())
+    stages = set(_stages())
+    # one outside base, every other stage builds on a stage of the file
+    assert froms[0] == "${DEBIAN_IMAGE}" and set(froms[1:]) <= stages
+    assert _arg_default("DEBIAN_IMAGE") == settings.docker.base_image
+    assert re.fullmatch(r"debian:\d+\.\d+-slim", settings.docker.base_image)
+    assert _arg_default("GO_VERSION") == settings.docker.go_version
+    assert _arg_default("MINIO_VERSION") == settings.stack.versions.minio
+    uv = re.search(r"(?m)^UV_VERSION=(\S+)$", (REPO / "scripts" / "bootstrap.sh").read_text())
+    assert uv and _arg_default("UV_VERSION") == uv.group(1)
+    args = compose["x-build-args"]
+    assert args == {
+        "DEBIAN_IMAGE": f"${{FRAUDOPS_DOCKER__BASE_IMAGE:-{settings.docker.base_image}}}",
+        "GO_VERSION": f"${{FRAUDOPS_DOCKER__GO_VERSION:-{settings.docker.go_version}}}",
+        "MINIO_VERSION": f"${{FRAUDOPS_STACK__VERSIONS__MINIO:-{settings.stack.versions.minio}}}",
+    }
+    # the same software as the native stack: Debian's servers, the poms' jars, the lock's Python packages
+    stages_text = _stages()
+    assert "install -y --no-install-recommends postgresql" in stages_text["postgres"]
+    assert "install -y --no-install-recommends redis-server" in stages_text["redis"]
+    assert 'go install -trimpath "github.com/minio/minio@${MINIO_VERSION}"' in stages_text["minio-build"]
+    assert "COPY kafka/pom.xml" in stages_text["jars"] and "COPY spark-jobs/pom.xml" in stages_text["jars"]
+    assert "uv pip sync --python /opt/venv/bin/python /tmp/requirements.lock" in stages_text["python"]
+
+
+def test_extra_ca_certificates_reach_every_image() -> None:
+    base = _stages()["debian"]
+    assert "COPY docker/ca/ /usr/local/share/ca-certificates/" in base and "update-ca-certificates" in base
+    for variable in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_CERT"):
+        assert f"{variable}=/etc/ssl/certs/ca-certificates.crt" in base
+    # Java builds its trust store from the system's when it is installed, after the CA is in place
+    assert "openjdk-17-jre-headless" not in base
+    assert "docker/ca/*.crt" in (REPO / ".gitignore").read_text()
 
 
 def test_dockerfile_copy_sources_exist() -> None:
-    for name, dockerfile in DOCKERFILES.items():
-        for line in re.findall(r"(?im)^COPY\s+(?!--from)(.+)$", dockerfile.read_text()):
-            sources = [s for s in line.split() if not s.startswith("--")][:-1]
-            for source in sources:
-                assert (REPO / source).exists(), f"{name}: COPY {source} is not in the repository"
+    for line in re.findall(r"(?im)^COPY\s+(?!--from)(.+)$", DOCKERFILE.read_text()):
+        sources = [s for s in line.split() if not s.startswith("--")][:-1]
+        for source in sources:
+            assert (REPO / source).exists(), f"COPY {source} is not in the repository"
+            if source.endswith(".sh"):
+                assert os.access(REPO / source, os.X_OK), f"{source} is not executable"
 
 
 def test_build_contexts_keep_secrets_and_stack_out() -> None:
@@ -540,6 +585,24 @@ def _kafka_properties(service: Mapping[str, Any]) -> dict[str, str]:
     return props
 
 
+def test_kafka_image_reads_the_variables_by_the_rule_and_logs_as_native(
+    services: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    service = services["kafka-1"]
+    env = {**_env(service), "PATH": os.environ["PATH"], "FRAUDOPS_KAFKA_CONFIG_DIR": str(tmp_path)}
+    printed = subprocess.run(
+        ["sh", str(REPO / "docker" / "kafka" / "entrypoint.sh"), "print-config"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    props = dict(line.split("=", 1) for line in (tmp_path / "server.properties").read_text().splitlines())
+    assert props == _kafka_properties(service)
+    assert (tmp_path / "log4j2.properties").read_text() == LOG4J2
+    assert printed == (tmp_path / "server.properties").read_text() + LOG4J2
+
+
 def test_kafka_durability_matches_native(services: dict[str, dict[str, Any]], settings: Settings) -> None:
     controller = settings.stack.ports.kafka_controller
     voters = ",".join(f"{i}@kafka-{i}:{port}" for i, port in enumerate(controller, start=1))
@@ -603,16 +666,6 @@ def test_mlflow_server(services: dict[str, dict[str, Any]], settings: Settings) 
         assert (key in entrypoint) == (key != "POSTGRES_PASSWORD"), key
 
 
-def test_mlflow_image_versions_equal_the_lock() -> None:
-    lock = _lock_versions()
-    pins = dict(re.findall(r"\b(mlflow|psycopg2-binary|boto3)==(\S+)", DOCKERFILES["mlflow"].read_text()))
-    assert set(pins) == {"mlflow", "psycopg2-binary", "boto3"}
-    for package, version in pins.items():
-        assert lock[package] == version, (
-            f"mlflow/Dockerfile pins {package}=={version}, lock has {lock[package]}"
-        )
-
-
 def test_no_package_shadowing_folders() -> None:
     # mlflow/ and kafka/ sit at the project root: an __init__.py would shadow the real packages
     assert not (REPO / "mlflow" / "__init__.py").exists()
@@ -652,17 +705,17 @@ def test_compose_scorer_checkpoints_on_object_storage(
 
 
 def test_spark_image() -> None:
-    text = DOCKERFILES["spark-scorer"].read_text()
+    text = _stages()["spark"]
+    assert text.startswith("FROM python AS spark")
     assert "openjdk-17-jre-headless" in text
-    assert "COPY spark-jobs/pom.xml" in text and "copy-dependencies" in text
     # the image carries S3A: its checkpoints live in MinIO
-    assert re.search(r"mvn .*-P s3a", text)
-    assert "pip install -r /tmp/requirements.lock" in text and "pip install --no-deps" in text
+    assert "COPY --from=jars /jars/spark/" in text
+    assert re.search(r"mvn .*-P s3a", _stages()["jars"])
 
 
 def test_airflow_image() -> None:
-    text = DOCKERFILES["airflow"].read_text()
-    assert "pip install -r /tmp/requirements.lock" in text and "pip install --no-deps" in text
+    text = _stages()["python"] + _stages()["airflow"]
+    assert "uv pip install --python /opt/venv/bin/python --no-deps /tmp/fraudops" in text
     for source in ("configs", "kafka/topics.yaml", "dags", "plugins"):
         assert re.search(rf"(?m)^COPY {re.escape(source)} ", text), f"the Airflow image lacks {source}"
     assert re.search(r'(?m)^ENTRYPOINT \["/entrypoint"\]', text)
@@ -702,11 +755,11 @@ def test_spark_cluster_matches_native(services: dict[str, dict[str, Any]], setti
         *worker_args(settings, master_url, str(work_dir)),
     ]
     assert "ports" not in services["spark-worker"] and "hostname" not in services["spark-worker"]
-    python = re.search(r"(?m)^FROM python:(\d+\.\d+)\.", DOCKERFILES["spark-scorer"].read_text())
-    assert python
+    spark_home = re.search(r"SPARK_HOME=(\S+)", _stages()["spark"])
+    assert spark_home
     for name in SPARK_DAEMONS:
         env = _env(services[name])
-        assert env["SPARK_HOME"] == f"/usr/local/lib/python{python.group(1)}/site-packages/pyspark"
+        assert env["SPARK_HOME"] == spark_home.group(1)
         assert env["SPARK_DAEMON_MEMORY"] == settings.spark.daemon_memory
         assert env["SPARK_MASTER_OPTS"] == MASTER_OPTS and env["SPARK_WORKER_OPTS"] == WORKER_OPTS
     checks = {n: " ".join(services[n]["healthcheck"]["test"]) for n in SPARK_DAEMONS}
