@@ -96,6 +96,10 @@ bench-stack: bootstrap ## native stack: warm start time and resident memory
 bench-stream: bootstrap ## scorer: drain, live latency, 5 min sustained, baseline, stage breakdown (stack up)
 	$(PY) scripts/bench_stream.py
 
+.PHONY: bench-compose
+bench-compose: bootstrap ## containers: cold build of every image, up to all-healthy, memory (~15 min)
+	$(PY) scripts/bench_compose.py
+
 .PHONY: bench-model
 bench-model: bootstrap ## model core: generation, features, training, scoring speed
 	$(PY) scripts/bench_model.py

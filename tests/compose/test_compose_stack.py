@@ -223,10 +223,11 @@ def test_retraining_runs_on_the_celery_worker_and_crowns_a_champion(compose_stac
 
     champion = pipeline._champion(ctx)
     assert champion is not None
-    # MLflow 3 keeps a model's files under its logged-model id, older servers under the run
-    ident = getattr(champion, "model_id", None) or champion.run_id
-    artifacts = [key for key in _artifact_keys(ctx) if ident in key]
-    assert any(key.endswith("MLmodel") for key in artifacts), f"no model of {ident} in MinIO: {artifacts}"
+    # the registry's own answer to "where are this version's files", proxied by the MLflow server to MinIO
+    location = ctx.client().get_model_version_download_uri(ctx.model_name, champion.version)
+    prefix = location.removeprefix("mlflow-artifacts:/").strip("/") + "/"
+    artifacts = [key for key in _artifact_keys(ctx) if key.startswith(prefix)]
+    assert prefix + "MLmodel" in artifacts, f"no model at {location} in MinIO: {artifacts}"
     STORY["champion"] = champion.version
     versions = ctx.client().search_model_versions(f"name='{ctx.model_name}'")
     STORY["challenger"] = next(v.version for v in versions if v.version != champion.version)

@@ -129,6 +129,12 @@ class Compose:
             raise ComposeError(f"`{' '.join(self.program)} {' '.join(args)}` exited {result.returncode}")
         return result
 
+    def config(self) -> dict:
+        """The compose file as compose resolves it (variables filled in), every profile included."""
+        import yaml
+
+        return yaml.safe_load(self.run("--profile", "scoring", "config", capture=True).stdout)
+
     def build(self) -> None:
         bundle = self.settings.docker.extra_ca_bundle
         staged = stage_ca_bundle(self.settings.path(bundle) if bundle else None, self.root / CA_FOLDER)
