@@ -42,6 +42,8 @@ class Ports(_Strict):
     spark_master: int = 7077
     spark_master_ui: int = 8082
     spark_worker_ui: int = 8083
+    # the scheduler's health server (the native stack binds it to stack.host like every listener)
+    airflow_scheduler_health: int = 8974
 
 
 class Hosts(_Strict):

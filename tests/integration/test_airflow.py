@@ -63,6 +63,11 @@ def test_dag_runs_on_the_celery_worker(running_stack) -> None:
     (ti,) = api.task_instances(DAG_ID, run_id)
     assert ti["state"] == "success"
     assert ti["queue"] == "default"  # a Celery queue: the LocalExecutor has none
+    # the worker serves no logs over HTTP (its log server would listen on every interface): the api-server
+    # reads what the worker wrote from the shared log folder
+    logs = api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/logs/{ti['try_number']}")
+    text = str(logs["content"])
+    assert "Filling up the DagBag" in text and "Could not read served logs" not in text, text[:2000]
     try:
         config = api.get("/config", section="core")
     except requests.HTTPError:  # exposing the config is optional in Airflow

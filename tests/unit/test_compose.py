@@ -28,6 +28,7 @@ from fraudops.stack import SERVICE_NAMES
 from fraudops.stack.airflow_env import airflow_environment, airflow_home
 from fraudops.stack.kafka_nodes import DURABILITY, LOG4J2
 from fraudops.stack.layout import StackLayout
+from fraudops.stack.services import AIRFLOW_COMMANDS
 from fraudops.stack.spark_cluster import MASTER_OPTS, WORKER_OPTS, master_args, worker_args
 from fraudops.topics import load_topic_specs
 
@@ -512,8 +513,8 @@ def test_airflow_commands(services: dict[str, dict[str, Any]]) -> None:
     assert _command(services["airflow-apiserver"]) == ["api-server"]
     assert _command(services["airflow-scheduler"]) == ["scheduler"]
     assert _command(services["airflow-dag-processor"]) == ["dag-processor"]
-    assert _command(services["airflow-triggerer"]) == ["triggerer"]
-    assert _command(services["airflow-worker"]) == ["celery", "worker"]
+    for name in ("airflow-triggerer", "airflow-worker"):
+        assert _command(services[name]) == list(AIRFLOW_COMMANDS[name])
     assert _command(services["flower"]) == ["celery", "flower"]
 
 
@@ -572,6 +573,8 @@ def test_airflow_configuration_fits_the_containers(
     # the healthchecks reach the ports the servers bind
     assert f"localhost:{api_port}/" in " ".join(services["airflow-apiserver"]["healthcheck"]["test"])
     assert f"localhost:{settings.stack.ports.flower}/" in " ".join(services["flower"]["healthcheck"]["test"])
+    scheduler_health = settings.stack.ports.airflow_scheduler_health
+    assert f"localhost:{scheduler_health}/" in " ".join(services["airflow-scheduler"]["healthcheck"]["test"])
 
 
 # ------------------------------------------------------------------------------------------------- Kafka

@@ -54,6 +54,11 @@ def airflow_environment(settings: Settings, secrets: Mapping[str, str]) -> dict[
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets["AIRFLOW__API_AUTH__JWT_SECRET"],
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+        # Airflow binds it to every interface unless told
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": settings.stack.host,
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(
+            settings.stack.ports.airflow_scheduler_health
+        ),
         # a task whose worker died is failed (and retried) after a minute, not the default five
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
         "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,

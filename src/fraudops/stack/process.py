@@ -104,7 +104,7 @@ def stop(layout: StackLayout, name: str, sig: int = signal.SIGTERM, timeout: flo
     return True
 
 
-def _group_members(pgid: int) -> list[int]:
+def group_members(pgid: int) -> list[int]:
     members = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -120,13 +120,13 @@ def _group_members(pgid: int) -> list[int]:
 
 
 def _group_alive(pgid: int) -> bool:
-    return bool(_group_members(pgid))
+    return bool(group_members(pgid))
 
 
 def group_memory_mib(pgid: int) -> float:
     """Proportional set size (PSS) of a process group: shared pages counted once across the stack."""
     total_kib = 0
-    for pid in _group_members(pgid):
+    for pid in group_members(pgid):
         try:
             for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
                 if line.startswith("Pss:"):

@@ -47,6 +47,13 @@ class ServiceDef:
         return self.spec.name
 
 
+# the `airflow` arguments of the components that would serve task logs: none does (see _airflow)
+AIRFLOW_COMMANDS: dict[str, tuple[str, ...]] = {
+    "airflow-triggerer": ("triggerer", "--skip-serve-logs"),
+    "airflow-worker": ("celery", "worker", "--skip-serve-logs"),
+}
+
+
 def venv_bin(tool: str) -> str:
     """Console scripts of the interpreter running us (the project's venv)."""
     return str(Path(sys.executable).parent / tool)
@@ -253,9 +260,15 @@ def _airflow(settings: Settings, secrets: Mapping[str, str]) -> list[ServiceDef]
         ServiceDef(
             spec("airflow-dag-processor", "dag-processor"), component("dag_processor"), "dag-processor"
         ),
-        ServiceDef(spec("airflow-triggerer", "triggerer"), component("triggerer"), "triggerer"),
+        # no log server (Airflow binds it to every interface): the api-server reads the task logs from the
+        # log folder every component shares (native: one AIRFLOW_HOME; compose: one volume)
         ServiceDef(
-            spec("airflow-worker", "celery", "worker"),
+            spec("airflow-triggerer", *AIRFLOW_COMMANDS["airflow-triggerer"]),
+            component("triggerer"),
+            "triggerer",
+        ),
+        ServiceDef(
+            spec("airflow-worker", *AIRFLOW_COMMANDS["airflow-worker"]),
             health.guarded(worker_probe),
             "celery worker",
             start_timeout=120.0,
