@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import sys
 from collections.abc import Callable, Mapping
 from importlib.metadata import version
 from pathlib import Path
@@ -78,14 +79,22 @@ def init_airflow(
     if _marker(admin_marker) == fingerprint:
         return
     log(f"setting up the Airflow admin account {user!r}")
-    # fmt: off
-    output = airflow(
-        "users", "create", "--username", user, "--password", password, "--role", "Admin",
-        "--email", f"{user}@fraudops.local", "--firstname", "FraudOps", "--lastname", "Admin",
+    # in a Python process of Airflow's environment, the password on stdin (see fraudops.stack.airflow_admin)
+    result = subprocess.run(
+        [sys.executable, "-m", "fraudops.stack.airflow_admin", user],
+        input=(password + "\n").encode(),
+        env={**os.environ, **airflow_environment(settings, secrets)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        check=False,
     )
-    # fmt: on
-    if "already exists" in output:  # the password in env/airflow.env changed: it wins
-        airflow("users", "reset-password", "--username", user, "--password", password)
+    if log_file is not None:
+        log_file.write(result.stdout)
+        log_file.flush()
+    if result.returncode != 0:
+        raise AirflowInitError(
+            f"setting up the Airflow admin failed:\n{result.stdout.decode(errors='replace')[-2000:]}"
+        )
     admin_marker.write_text(fingerprint + "\n")
     admin_marker.chmod(0o600)
 
