@@ -23,6 +23,7 @@ from fraudops import fraud_db, pipeline
 from fraudops.airflow_api import AirflowApi
 from fraudops.demo import DAG_ID, ensure_history
 from fraudops.history import next_stream_start
+from fraudops.stack.process import command_lines
 from fraudops.stack.services import venv_bin
 from fraudops.topics import load_topic_specs
 
@@ -256,6 +257,11 @@ def test_scorer_container_scores_a_stream_and_takes_a_promoted_version(compose_s
         "exec", "-T", "spark-scorer", "printenv", "FRAUDOPS_SCORER__CHECKPOINT_DIR", capture=True
     ).stdout.strip()
     assert checkpoints.startswith("s3a://")
+    # the scorer holds the object store's keys, but not on its JVM's command line (any local user reads
+    # those, the containers' included, in the host's /proc)
+    keys = [ctx.secrets["MINIO_ROOT_PASSWORD"], ctx.secrets["MINIO_ROOT_USER"]]
+    exposed = [pid for pid, line in command_lines().items() if any(key in line for key in keys)]
+    assert exposed == [], f"MinIO keys on the command line of pids {exposed}"
     STORY["before_restart"] = _snapshot(ctx)
 
 

@@ -1,4 +1,4 @@
-"""The native stack listens on the configured host only, and keeps its data to its owner.
+"""The native stack listens on the configured host only.
 
 Every process of every service (each service runs in its own process group) is matched with the listening
 TCP sockets `ss` reports; an address other than `stack.host` is a finding, except the other loopback
@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import stat
 import subprocess
 
 from fraudops.stack import process
-from fraudops.stack.layout import StackLayout
 
 SS_LINE = re.compile(r"^\S+\s+\d+\s+\d+\s+(?P<address>\S+):(?P<port>\d+)\s+\S+\s+users:\((?P<users>.*)\)$")
 PID = re.compile(r"pid=(\d+)")
@@ -57,9 +55,3 @@ def test_every_listener_of_the_stack_is_on_the_configured_host(running_stack) ->
         if not _acceptable(address, host)
     )
     assert wrong == [], f"listeners off {host}: {wrong}"
-
-
-def test_data_logs_and_configuration_are_the_owners_alone(running_stack) -> None:
-    root = StackLayout(running_stack.settings.data_dir).root
-    mode = stat.S_IMODE(root.stat().st_mode)
-    assert mode & 0o077 == 0, f"{root} is {oct(mode)}: other users can enter it"

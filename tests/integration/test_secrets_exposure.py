@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import secrets as random
 import re
+import secrets as random
 import threading
-from pathlib import Path
 
 import requests
 
 from fraudops.stack.airflow_init import init_airflow
+from fraudops.stack.process import command_lines
 from fraudops.stack.services import venv_bin
 
 SECRET_KEY = re.compile(r"PASSWORD|SECRET|_KEY$")
-
-
-def _command_lines() -> dict[int, str]:
-    lines = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                lines[int(entry.name)] = (
-                    (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                )
-            except OSError:
-                continue
-    return lines
 
 
 def test_no_secret_on_any_command_line_of_the_running_stack(running_stack) -> None:
@@ -34,7 +21,7 @@ def test_no_secret_on_any_command_line_of_the_running_stack(running_stack) -> No
     assert values, "no secrets loaded"
     found = sorted(
         f"{key} in pid {pid}: {line[:80]}..."
-        for pid, line in _command_lines().items()
+        for pid, line in command_lines().items()
         for key, value in values.items()
         if value in line
     )
@@ -58,7 +45,7 @@ def test_setting_the_admin_password_never_shows_it_on_a_command_line(running_sta
 
     def watch() -> None:
         while not done.is_set():
-            seen.extend(line for line in _command_lines().values() if new in line)
+            seen.extend(line for line in command_lines().values() if new in line)
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()

@@ -182,17 +182,16 @@ def session_conf(settings: Settings, options: ScorerOptions) -> dict[str, str]:
     else:
         conf["spark.ui.port"] = str(options.ui_port)
     if options.checkpoint_location.startswith("s3a://"):
-        from fraudops.secrets import load_secrets
-
-        conf.update(s3a_conf(settings, load_secrets(settings.env_dir)))
+        conf.update(s3a_conf(settings))
     return conf
 
 
-def s3a_conf(settings: Settings, secrets: Mapping[str, str]) -> dict[str, str]:
-    """Hadoop S3A settings for the stack's object store (MinIO: path-style, its own endpoint and keys).
+def s3a_conf(settings: Settings) -> dict[str, str]:
+    """Hadoop S3A settings for the stack's object store (MinIO: path-style, its own endpoint), without its
+    keys: a session's configuration reaches the JVM's command line, where any local user reads it; the keys
+    go to the running session instead (:func:`set_s3a_keys`).
 
-    Needs hadoop-aws on the class path (``spark-jobs/pom.xml`` profile ``s3a``, in the compose image). Spark
-    redacts the key settings in its UI and logs (``spark.redaction.regex``).
+    Needs hadoop-aws on the class path (``spark-jobs/pom.xml`` profile ``s3a``, in the compose image).
     """
     from fraudops.storage import S3_REGION
 
@@ -202,12 +201,18 @@ def s3a_conf(settings: Settings, secrets: Mapping[str, str]) -> dict[str, str]:
         "spark.hadoop.fs.s3a.endpoint.region": S3_REGION,
         "spark.hadoop.fs.s3a.path.style.access": "true",
         "spark.hadoop.fs.s3a.connection.ssl.enabled": str(endpoint.startswith("https://")).lower(),
-        "spark.hadoop.fs.s3a.access.key": secrets["MINIO_ROOT_USER"],
-        "spark.hadoop.fs.s3a.secret.key": secrets["MINIO_ROOT_PASSWORD"],
         "spark.hadoop.fs.s3a.aws.credentials.provider": (
             "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
         ),
     }
+
+
+def set_s3a_keys(spark: Any, secrets: Mapping[str, str]) -> None:
+    """The object store's keys on the running session's Hadoop configuration, which the checkpoint file
+    system reads when the query starts (only the driver writes checkpoints)."""
+    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+    hadoop.set("fs.s3a.access.key", secrets["MINIO_ROOT_USER"])
+    hadoop.set("fs.s3a.secret.key", secrets["MINIO_ROOT_PASSWORD"])
 
 
 def log_progress(query: Any, after_batch: int) -> int:
@@ -276,6 +281,10 @@ def run(settings: Settings, options: ScorerOptions) -> None:
     watcher, scorer = build_scorer(settings, options)
     spark = build_session(settings, "score_transactions", **session_conf(settings, options))
     spark.sparkContext.setLogLevel("WARN")
+    if options.checkpoint_location.startswith("s3a://"):
+        from fraudops.secrets import load_secrets
+
+        set_s3a_keys(spark, load_secrets(settings.env_dir))
     query = start_query(spark, settings, options, scorer)
     log.info(
         "scoring %s -> %s with %s@%s; checkpoints %s; Spark application %s on %s",

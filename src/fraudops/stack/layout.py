@@ -48,5 +48,3 @@ class StackLayout:
     def create(self) -> None:
         for folder in (self.bin, self.lib, self.data, self.logs, self.run):
             folder.mkdir(parents=True, exist_ok=True)
-        # data, logs and generated configuration (which holds the Redis password) are the owner's alone
-        self.root.chmod(0o700)

@@ -104,6 +104,19 @@ def stop(layout: StackLayout, name: str, sig: int = signal.SIGTERM, timeout: flo
     return True
 
 
+def command_lines() -> dict[int, str]:
+    """Every process's command line (what `ps` shows any local user), by pid."""
+    lines = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                raw = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            lines[int(entry.name)] = raw.replace(b"\0", b" ").decode(errors="replace")
+    return lines
+
+
 def group_members(pgid: int) -> list[int]:
     members = []
     for entry in Path("/proc").iterdir():
