@@ -104,7 +104,8 @@ def main() -> None:
                 (
                     f"{family}: scoring (native)",
                     f"batch {m['batch_rows_per_s']:,.0f} rows/s; "
-                    f"single row p50 {m['single_row_p50_ms']:.3f} ms, p99 {m['single_row_p99_ms']:.3f} ms",
+                    f"single row (one thread) CPU p50 {m['single_row_cpu_p50_ms']:.3f} ms, "
+                    f"p99 {m['single_row_cpu_p99_ms']:.3f} ms; wall p99 {m['single_row_wall_p99_ms']:.3f} ms",
                 ),
             ]
 

@@ -70,14 +70,17 @@ def threshold_metrics(y: np.ndarray, scores: np.ndarray, thresholds: Thresholds)
 
 
 def scoring_latency(
-    model: FraudModel, X: np.ndarray, single_rows: int = 500, repeats: int = 3
+    model: FraudModel, X: np.ndarray, single_rows: int = 500, rounds: int = 5
 ) -> dict[str, float]:
-    """Batch throughput on all of ``X`` and per-call latency of one-row scoring (native booster).
+    """Batch throughput on all of ``X`` and the cost of one-row scoring (native booster, one thread).
 
-    The single-row pass runs ``repeats`` times and each percentile keeps its lowest value: on a busy
-    machine (the DAG trains families in parallel next to the scorer) a p99 of one pass measures the
-    neighbours' CPU bursts, and the latency gate then rejected a model for them. A model that is really
-    slow is slow in every pass, so it still fails the gate.
+    The gated figure is CPU time of the scoring thread, not wall time: next to parallel work (the DAG
+    trains the families side by side on 2 cores, the scorer runs beside them) a wall-clock p99 measures
+    how long the thread waited for a core, and it rejected a 0.1 ms model at 85 ms. CPU time stops while
+    the thread waits, so it moves little with the machine's load, while a model that really costs more
+    per call costs it in every call. The model scores on one thread so that all its work is on the
+    timed thread. Each percentile is the median over ``rounds`` passes, after a warm-up pass. Wall-clock
+    percentiles (lowest pass) are reported for information.
     """
     if len(X) == 0:
         return {}
@@ -85,18 +88,25 @@ def scoring_latency(
     start = time.perf_counter()
     model.predict(X)
     batch_s = time.perf_counter() - start
+    one = model.single_threaded()
     rows = X[np.linspace(0, len(X) - 1, num=min(single_rows, len(X)), dtype=np.int64)]
-    passes = np.empty((max(repeats, 1), len(rows)))
-    for timings in passes:
+    for i in range(min(len(rows), 50)):
+        one.predict(rows[i : i + 1])
+    cpu = np.empty((max(rounds, 1), len(rows)))
+    wall = np.empty_like(cpu)
+    for r in range(len(cpu)):
         for i in range(len(rows)):
             row = rows[i : i + 1]
-            start = time.perf_counter()
-            model.predict(row)
-            timings[i] = time.perf_counter() - start
+            wall_start, cpu_start = time.perf_counter_ns(), time.thread_time_ns()
+            one.predict(row)
+            cpu[r, i] = time.thread_time_ns() - cpu_start
+            wall[r, i] = time.perf_counter_ns() - wall_start
     return {
         "batch_rows_per_s": len(X) / batch_s if batch_s > 0 else float("inf"),
-        "single_row_p50_ms": float(np.percentile(passes, 50, axis=1).min() * 1e3),
-        "single_row_p99_ms": float(np.percentile(passes, 99, axis=1).min() * 1e3),
+        "single_row_cpu_p50_ms": float(np.median(np.percentile(cpu, 50, axis=1)) / 1e6),
+        "single_row_cpu_p99_ms": float(np.median(np.percentile(cpu, 99, axis=1)) / 1e6),
+        "single_row_wall_p50_ms": float(np.percentile(wall, 50, axis=1).min() / 1e6),
+        "single_row_wall_p99_ms": float(np.percentile(wall, 99, axis=1).min() / 1e6),
     }
 
 

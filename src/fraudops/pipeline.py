@@ -43,8 +43,9 @@ REPORTED_METRICS = (
     "recall_review",
     "precision_block",
     "recall_block",
-    "single_row_p50_ms",
-    "single_row_p99_ms",
+    "single_row_cpu_p50_ms",
+    "single_row_cpu_p99_ms",
+    "single_row_wall_p99_ms",
     "batch_rows_per_s",
     "test_rows",
 )
@@ -333,10 +334,12 @@ def evaluate(
     windows = time_split(features["tx_datetime"], ctx.settings.training.split, training_end(cutoff))
     test = features[windows.masks(features["tx_datetime"])["test"]]
     thresholds = ctx.settings.model.thresholds
+    latency_rows = ctx.settings.training.latency_rows
 
     def metrics_of(version: str) -> dict[str, float]:
         model = load_model(f"models:/{ctx.model_name}/{version}")
-        return _reported(evaluate_model(model, test, thresholds).metrics)
+        # the latency is measured here, after the trainings, not beside them (see scoring_latency)
+        return _reported(evaluate_model(model, test, thresholds, latency_rows=latency_rows).metrics)
 
     scored = [
         Candidate(c["family"], str(c["version"]), c["run_id"], metrics_of(str(c["version"])))

@@ -5,17 +5,17 @@ import math
 from fraudops.pipeline_config import PromotionGates
 from fraudops.promotion import Candidate, Decision, decide, gate_failures
 
-GATES = PromotionGates(min_auc_roc=0.8, min_average_precision=0.3, max_single_row_p99_ms=50)
+GATES = PromotionGates(min_auc_roc=0.8, min_average_precision=0.3, max_single_row_cpu_p99_ms=50)
 
 
 def _metrics(ap: float, auc: float = 0.9, p99: float = 1.0) -> dict[str, float]:
-    return {"average_precision": ap, "auc_roc": auc, "single_row_p99_ms": p99}
+    return {"average_precision": ap, "auc_roc": auc, "single_row_cpu_p99_ms": p99}
 
 
 def test_gates_report_each_miss_and_nan_never_passes() -> None:
     assert gate_failures(_metrics(0.5), GATES) == []
     misses = gate_failures(_metrics(0.2, auc=0.7, p99=80), GATES)
-    assert [m.split("=")[0] for m in misses] == ["auc_roc", "average_precision", "single_row_p99_ms"]
+    assert [m.split("=")[0] for m in misses] == ["auc_roc", "average_precision", "single_row_cpu_p99_ms"]
     assert gate_failures(_metrics(math.nan), GATES) == ["average_precision=nan < 0.3"]
 
 
