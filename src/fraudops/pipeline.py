@@ -36,6 +36,12 @@ RUN_KEY_TAG = "pipeline.run_key"
 VALIDATION_EXPERIMENT = "fraud-detector-data-validation"
 # the metrics carried between steps and written to model_metadata
 REPORTED_METRICS = (
+    "protocol_average_precision_mean",
+    "protocol_average_precision_std",
+    "protocol_auc_roc_mean",
+    "protocol_auc_roc_std",
+    "protocol_card_precision_at_100_mean",
+    "protocol_card_precision_at_100_std",
     "auc_roc",
     "average_precision",
     "card_precision_at_100",
@@ -323,7 +329,9 @@ def evaluate(
     force: bool = False,
 ) -> dict[str, Any]:
     """Score the candidates and the current champion on the same out-of-time window; decide."""
+    from fraudops.evaluation import ProtocolWindow
     from fraudops.evaluation import evaluate as evaluate_model
+    from fraudops.features import LABEL_DELAY_DAYS
     from fraudops.model_families import load_model
     from fraudops.tracking import use_tracking_uri
     from fraudops.train import time_split
@@ -335,11 +343,14 @@ def evaluate(
     test = features[windows.masks(features["tx_datetime"])["test"]]
     thresholds = ctx.settings.model.thresholds
     latency_rows = ctx.settings.training.latency_rows
+    protocol = ProtocolWindow(windows.test_start, windows.test_end, features, LABEL_DELAY_DAYS)
 
     def metrics_of(version: str) -> dict[str, float]:
         model = load_model(f"models:/{ctx.model_name}/{version}")
         # the latency is measured here, after the trainings, not beside them (see scoring_latency)
-        return _reported(evaluate_model(model, test, thresholds, latency_rows=latency_rows).metrics)
+        return _reported(
+            evaluate_model(model, test, thresholds, latency_rows=latency_rows, protocol=protocol).metrics
+        )
 
     scored = [
         Candidate(c["family"], str(c["version"]), c["run_id"], metrics_of(str(c["version"])))

@@ -2,7 +2,7 @@
 
 Split, counted back from the end of the data (a day boundary)::
 
-    | train (84 d) | validation (14 d) | gap = label delay (7 d) | test (14 d) |
+    | train (84 d) | validation (14 d) | gap = label delay (7 d) | test (28 d: four weekly test sets) |
 
 The model is trained as it would be at the start of the test window: labels of the last ``gap`` days are
 not known then, so training and validation stop before the gap. Validation drives early stopping (and the
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from fraudops import __version__
-from fraudops.evaluation import Evaluation, evaluate
+from fraudops.evaluation import Evaluation, ProtocolWindow, evaluate
 from fraudops.features import FEATURE_NAMES, LABEL_DELAY_DAYS, TERMINAL_WINDOWS_DAYS, feature_matrix
 from fraudops.model_config import (
     CatBoostParams,
@@ -188,7 +188,13 @@ def train_model(
         start = time.perf_counter()
         model = fit(family, train, valid, params, fit_options)
         train_seconds = time.perf_counter() - start
-        result = evaluate(model, test_frame, model_settings.thresholds, latency_rows=training.latency_rows)
+        result = evaluate(
+            model,
+            test_frame,
+            model_settings.thresholds,
+            latency_rows=training.latency_rows,
+            protocol=ProtocolWindow(windows.test_start, windows.test_end, features, LABEL_DELAY_DAYS),
+        )
 
         run_params: dict[str, Any] = {
             "family": family,

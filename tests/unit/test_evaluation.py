@@ -11,7 +11,15 @@ import pandas as pd
 import pytest
 
 from fraudops.decisions import decide
-from fraudops.evaluation import card_precision_at_k, scoring_latency, threshold_metrics
+from fraudops.evaluation import (
+    card_precision_at_k,
+    card_precision_per_day,
+    known_card_mask,
+    protocol_metrics,
+    scoring_latency,
+    threshold_metrics,
+    weekly_windows,
+)
 from fraudops.model_config import Thresholds
 from fraudops.model_families import FraudModel
 
@@ -139,3 +147,96 @@ def test_a_loaded_machine_does_not_reject_a_fast_model_but_a_slow_one_fails(
     latency = [f for f in gate_failures(fast, gates) if f.startswith("single_row")]
     assert latency == [], f"{latency} (wall p99 under load {fast['single_row_wall_p99_ms']:.2f} ms)"
     assert any(f.startswith("single_row_cpu_p99_ms") for f in gate_failures(slow, gates))
+
+
+# -- the field's protocol -----------------------------------------------------------------------------------
+def _frame(rows: list[tuple]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["tx_datetime", "customer_id", "tx_fraud", "score"])
+    frame["tx_datetime"] = pd.to_datetime(frame["tx_datetime"], format="ISO8601")
+    return frame
+
+
+def test_known_cards_are_those_with_a_fraud_delay_plus_one_days_before() -> None:
+    history = _frame(
+        [("2018-09-01 23:00", "A", 1, 0), ("2018-09-03 01:00", "B", 1, 0), ("2018-09-01", "C", 0, 0)]
+    )
+    test = _frame(
+        [
+            ("2018-09-03 12:00", "A", 0, 0),  # 09-03 - 3 d = 08-31: A's fraud of 09-01 is not known yet
+            ("2018-09-04 00:00", "A", 0, 0),  # 09-04 - 3 d = 09-01: known
+            ("2018-09-05 23:59", "B", 0, 0),  # 09-02 < 09-03: not known
+            ("2018-09-06 00:00", "B", 0, 0),  # 09-03: known
+            ("2018-09-10 00:00", "C", 0, 0),  # C never had a fraud
+        ]
+    )
+    known = known_card_mask(
+        test["tx_datetime"], test["customer_id"], history["tx_datetime"], history["customer_id"],
+        history["tx_fraud"].to_numpy(), delay_days=2,
+    )  # fmt: skip
+    assert known.tolist() == [False, True, False, True, False]
+
+
+def test_card_precision_drops_cards_detected_on_earlier_days() -> None:
+    day = _frame(
+        [
+            ("2018-09-01 10:00", "A", 1, 0.90),
+            ("2018-09-01 11:00", "B", 0, 0.80),
+            ("2018-09-01 12:00", "C", 1, 0.10),  # day 1 top-2: A (detected), B -> 1/2
+            ("2018-09-02 10:00", "A", 1, 0.95),  # A was detected: gone
+            ("2018-09-02 11:00", "C", 1, 0.60),
+            ("2018-09-02 12:00", "B", 0, 0.50),
+            ("2018-09-02 13:00", "D", 0, 0.20),  # day 2 top-2: C (detected), B -> 1/2 (with A: 2/2)
+            ("2018-09-03 10:00", "C", 1, 0.90),  # C was detected: gone
+            ("2018-09-03 11:00", "D", 0, 0.30),  # day 3: D -> 0/2
+        ]
+    )
+    per_day = card_precision_per_day(
+        day["tx_datetime"], day["customer_id"], day["tx_fraud"].to_numpy(), day["score"].to_numpy(), k=2
+    )
+    assert per_day.tolist() == [0.5, 0.5, 0.0]
+
+
+def test_protocol_metrics_by_hand() -> None:
+    test = _frame(
+        [
+            # week 1
+            ("2018-09-10 10:00", "A", 1, 0.9),
+            ("2018-09-10 11:00", "B", 0, 0.8),
+            ("2018-09-11 10:00", "C", 0, 0.3),
+            ("2018-09-12 10:00", "A", 1, 0.2),  # A's fraud of 09-10 is known on 09-12 (delay 1): removed
+            ("2018-09-12 11:00", "D", 1, 0.5),
+            # week 2
+            ("2018-09-17 10:00", "E", 0, 0.6),
+            ("2018-09-17 11:00", "F", 1, 0.4),
+            ("2018-09-17 12:00", "H", 0, 0.99),  # H's fraud of 09-05, in the history: removed
+            ("2018-09-18 10:00", "A", 1, 0.9),  # removed
+            ("2018-09-18 11:00", "G", 0, 0.1),
+        ]
+    )
+    history = pd.concat([_frame([("2018-09-05 10:00", "H", 1, 0.0)]), test], ignore_index=True)
+    m = protocol_metrics(
+        test, test["score"].to_numpy(), history, pd.Timestamp("2018-09-10"), pd.Timestamp("2018-09-24"),
+        delay_days=1, k=1,
+    )  # fmt: skip
+    assert m["protocol_removed_known_card_rows"] == 3
+    assert m["protocol_weeks"] == 2
+    # week 1 kept: A .9 (fraud), B .8, D .5 (fraud), C .3 -> AP (1 + 2/3) / 2, AUC 3/4;
+    # CP@1 by day: 09-10 A -> 1, 09-11 C -> 0, 09-12 D -> 1
+    assert m["protocol_week1_average_precision"] == pytest.approx(5 / 6)
+    assert m["protocol_week1_auc_roc"] == pytest.approx(0.75)
+    assert m["protocol_week1_card_precision_at_1"] == pytest.approx(2 / 3)
+    # week 2 kept: E .6, F .4 (fraud), G .1 -> AP 1/2, AUC 1/2; CP@1: 09-17 E -> 0, 09-18 G -> 0
+    assert m["protocol_week2_average_precision"] == pytest.approx(0.5)
+    assert m["protocol_week2_auc_roc"] == pytest.approx(0.5)
+    assert m["protocol_week2_card_precision_at_1"] == 0.0
+    assert m["protocol_average_precision_mean"] == pytest.approx((5 / 6 + 0.5) / 2)
+    assert m["protocol_average_precision_std"] == pytest.approx((5 / 6 - 0.5) / np.sqrt(2))
+    assert m["protocol_auc_roc_mean"] == pytest.approx(0.625)
+    assert m["protocol_card_precision_at_1_mean"] == pytest.approx(1 / 3)
+    assert m["protocol_card_precision_at_1_std"] == pytest.approx((2 / 3) / np.sqrt(2))
+
+
+def test_weekly_windows_cut_the_test_window() -> None:
+    weeks = weekly_windows(pd.Timestamp("2018-09-01"), pd.Timestamp("2018-09-29"))
+    assert [(a.day, b.day) for a, b in weeks] == [(1, 8), (8, 15), (15, 22), (22, 29)]
+    assert weekly_windows(pd.Timestamp("2018-09-01"), pd.Timestamp("2018-09-11"))[-1][1].day == 11

@@ -106,6 +106,11 @@ def test_runs_hold_params_metrics_plots_and_lineage(store: Store, trained: dict[
         assert run.data.params["split_test_start"] == str(result.windows.test_start.date())
         assert run.data.tags["registered_version"] == result.model_version
         assert run.data.metrics["auc_roc"] == pytest.approx(result.metrics["auc_roc"])
+        # the protocol's figures go to MLflow next to the simple ones
+        assert run.data.metrics["protocol_average_precision_mean"] == pytest.approx(
+            result.metrics["protocol_average_precision_mean"]
+        )
+        assert 0 < result.metrics["protocol_average_precision_mean"] <= 1
         plots = {Path(a.path).name for a in client.list_artifacts(result.run_id, "plots")}
         assert plots == {
             "pr_curve.png", "roc_curve.png", "score_distribution.png", "feature_importance.png",
