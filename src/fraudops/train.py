@@ -73,6 +73,28 @@ def time_split(times: pd.Series, split: SplitSettings, end: pd.Timestamp | None 
     return SplitWindows(train_start, validation_start, gap_start, test_start, test_end)
 
 
+def training_end(cutoff: pd.Timestamp) -> pd.Timestamp:
+    """End of the out-of-time test window of a model trained at ``cutoff``: labels younger than the label
+    delay are unknown then, so the window ends a delay earlier, at a day boundary."""
+    return (pd.Timestamp(cutoff) - pd.Timedelta(days=LABEL_DELAY_DAYS)).floor("D")
+
+
+def known_at(transactions: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """The transactions before ``cutoff`` with only the labels known then (``tx_fraud`` NaN for those
+    younger than the label delay): what the DAG's extract reads from the database, from a file."""
+    before = transactions[transactions["tx_datetime"] < cutoff].copy()
+    unknown = before["tx_datetime"] > pd.Timestamp(cutoff) - pd.Timedelta(days=LABEL_DELAY_DAYS)
+    for label in ("tx_fraud", "tx_fraud_scenario"):
+        if label in before.columns:
+            before[label] = before[label].astype("float64").mask(unknown)
+    return before
+
+
+def labelled(features: pd.DataFrame) -> pd.DataFrame:
+    """The rows whose label is known (what a model can be trained and evaluated on)."""
+    return features[features["tx_fraud"].notna()].reset_index(drop=True)
+
+
 def data_fingerprint(features: pd.DataFrame) -> str:
     """A short content hash of the rows and labels a model saw (lineage next to the snapshot URI)."""
     hashed = pd.util.hash_pandas_object(features.loc[:, ["transaction_id", "tx_fraud"]], index=False)
@@ -263,3 +285,11 @@ def train_model(
         model=model,
         evaluation=result,
     )
+
+
+def train_at_cutoff(features: pd.DataFrame, cutoff: pd.Timestamp, **kwargs: Any) -> TrainingResult:
+    """Train as at ``cutoff`` on the features of the data known then (the DAG's extract, or
+    :func:`known_at` of a file): the labelled rows, the split ending at :func:`training_end`. The DAG's
+    train step and ``fraudops train --cutoff`` both come here, so they train the same model from the
+    same data. ``kwargs`` are those of :func:`train_model`."""
+    return train_model(labelled(features), end=training_end(cutoff), **kwargs)
