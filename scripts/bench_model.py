@@ -96,6 +96,14 @@ def main() -> None:
                     f"card precision@100 {m['card_precision_at_100']:.3f}",
                 ),
                 (
+                    f"{family}: protocol, {m['protocol_weeks']:.0f} weekly test sets",
+                    f"AUC ROC {m['protocol_auc_roc_mean']:.3f} ± {m['protocol_auc_roc_std']:.3f}, "
+                    f"AP {m['protocol_average_precision_mean']:.3f} ± "
+                    f"{m['protocol_average_precision_std']:.3f}, "
+                    f"card precision@100 {m['protocol_card_precision_at_100_mean']:.3f} ± "
+                    f"{m['protocol_card_precision_at_100_std']:.3f}",
+                ),
+                (
                     f"{family}: thresholds",
                     f"REVIEW {settings.model.thresholds.review}: precision {m['precision_at_review']:.3f} "
                     f"recall {m['recall_at_review']:.3f}; BLOCK {settings.model.thresholds.block}: precision "
@@ -104,7 +112,8 @@ def main() -> None:
                 (
                     f"{family}: scoring (native)",
                     f"batch {m['batch_rows_per_s']:,.0f} rows/s; "
-                    f"single row p50 {m['single_row_p50_ms']:.3f} ms, p99 {m['single_row_p99_ms']:.3f} ms",
+                    f"single row (one thread) CPU p50 {m['single_row_cpu_p50_ms']:.3f} ms, "
+                    f"p99 {m['single_row_cpu_p99_ms']:.3f} ms; wall p99 {m['single_row_wall_p99_ms']:.3f} ms",
                 ),
             ]
 

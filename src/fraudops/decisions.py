@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 
 from fraudops.model_config import Thresholds
 
@@ -19,3 +20,13 @@ def decide(scores: np.ndarray, thresholds: Thresholds) -> np.ndarray:
     return np.select(
         [scores >= thresholds.block, scores >= thresholds.review], ["BLOCK", "REVIEW"], default="APPROVE"
     )
+
+
+def scored_frame(transactions: pd.DataFrame, scores: np.ndarray, thresholds: Thresholds) -> pd.DataFrame:
+    """One row per transaction: its keys, its label when known, the score and the decision."""
+    wanted = ("transaction_id", "tx_datetime", "customer_id", "terminal_id", "tx_amount", "tx_fraud")
+    keys = [c for c in wanted if c in transactions.columns]
+    out = transactions.loc[:, keys].reset_index(drop=True)
+    out["score"] = np.asarray(scores, dtype=np.float64)
+    out["decision"] = decide(out["score"].to_numpy(), thresholds)
+    return out

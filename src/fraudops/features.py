@@ -7,7 +7,8 @@ in-memory customer history and delayed terminal table) and a parity test holds t
 
 Definitions, for a transaction of customer ``c`` on terminal ``m`` at time ``t`` (whole seconds, UTC):
 
-- ``tx_amount``; ``tx_during_weekend`` (Saturday or Sunday); ``tx_during_night`` (00:00-05:59).
+- ``tx_amount``; ``tx_during_weekend`` (Saturday or Sunday); ``tx_during_night`` (hours 0-6: 00:00-06:59, the
+  fraud-detection literature's night).
 - ``customer_nb_tx_{w}d`` / ``customer_avg_amount_{w}d``: count and mean amount of ``c``'s transactions
   with time in ``(t - w, t]``; the current transaction is included, so the count is at least 1.
 - ``terminal_nb_tx_{w}d`` / ``terminal_risk_{w}d``: count of ``m``'s transactions with time in
@@ -31,8 +32,8 @@ import pandas as pd
 LABEL_DELAY_DAYS = 7
 CUSTOMER_WINDOWS_DAYS: tuple[int, ...] = (1, 7, 30)
 TERMINAL_WINDOWS_DAYS: tuple[int, ...] = (1, 7, 30)
-# hours [0, NIGHT_END_HOUR) are night
-NIGHT_END_HOUR = 6
+# hours 0..NIGHT_LAST_HOUR (00:00-06:59) are night, as in the Fraud Detection Handbook
+NIGHT_LAST_HOUR = 6
 # Saturday and Sunday, as datetime.weekday() numbers
 WEEKEND_DAYS: tuple[int, ...] = (5, 6)
 # times are compared in whole seconds (floor); the simulator produces whole seconds anyway
@@ -90,7 +91,7 @@ def transaction_features(tx_datetime: pd.Series | np.ndarray, tx_amount: pd.Seri
     return {
         "tx_amount": np.asarray(tx_amount, dtype=np.float64),
         "tx_during_weekend": np.isin(weekday, WEEKEND_DAYS).astype(np.float64),
-        "tx_during_night": (hour < NIGHT_END_HOUR).astype(np.float64),
+        "tx_during_night": (hour <= NIGHT_LAST_HOUR).astype(np.float64),
     }
 
 

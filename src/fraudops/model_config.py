@@ -97,7 +97,8 @@ class SplitSettings(_Strict):
     train_days: int = Field(84, ge=1)
     validation_days: int = Field(14, ge=1)
     gap_days: int = Field(7, ge=0)
-    test_days: int = Field(14, ge=1)
+    # four weekly test sets for the protocol's mean and standard deviation
+    test_days: int = Field(28, ge=1)
 
 
 class SearchSettings(_Strict):

@@ -37,6 +37,10 @@ class FraudModel(Protocol):
         """Feature -> share of the model's total importance (sums to 1)."""
         ...
 
+    def single_threaded(self) -> FraudModel:
+        """The same model scoring on the calling thread only (what a latency measurement times)."""
+        ...
+
     def log_to_mlflow(self, *, name: str, signature: Any, input_example: Any) -> Any:
         """Log with the family's MLflow flavor; returns the ``ModelInfo``."""
         ...
@@ -84,6 +88,11 @@ class XGBoostModel:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.booster.inplace_predict(X)
+
+    def single_threaded(self) -> XGBoostModel:
+        booster = self.booster.copy()  # the shared booster keeps its threads for batch scoring
+        booster.set_param({"nthread": 1})
+        return XGBoostModel(booster)
 
     def importance(self) -> dict[str, float]:
         return _normalized(self.booster.get_score(importance_type="total_gain"))
@@ -151,13 +160,18 @@ _CATBOOST_WEIGHTS = {"balanced": "Balanced", "sqrt": "SqrtBalanced", "none": Non
 class CatBoostModel:
     model: Any  # catboost.CatBoostClassifier
     family: Family = "catboost"
+    # -1: every core
+    threads: int = -1
 
     @property
     def best_iteration(self) -> int:
         return int(self.model.tree_count_)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.model.predict(X, prediction_type="Probability", thread_count=-1)[:, 1]
+        return self.model.predict(X, prediction_type="Probability", thread_count=self.threads)[:, 1]
+
+    def single_threaded(self) -> CatBoostModel:
+        return CatBoostModel(self.model, threads=1)
 
     def importance(self) -> dict[str, float]:
         values = self.model.get_feature_importance()

@@ -23,11 +23,11 @@ from typing import Any
 import pandas as pd
 
 from fraudops import fraud_db
-from fraudops.labels import DEFAULT_DELAY
 from fraudops.model_config import ModelSettings
 from fraudops.promotion import Candidate, Decision, decide
 from fraudops.secrets import load_secrets
 from fraudops.settings import Settings, load_settings
+from fraudops.train import labelled, training_end
 from fraudops.validation import DataValidationError  # noqa: F401  (re-exported: the DAG catches it)
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,12 @@ RUN_KEY_TAG = "pipeline.run_key"
 VALIDATION_EXPERIMENT = "fraud-detector-data-validation"
 # the metrics carried between steps and written to model_metadata
 REPORTED_METRICS = (
+    "protocol_average_precision_mean",
+    "protocol_average_precision_std",
+    "protocol_auc_roc_mean",
+    "protocol_auc_roc_std",
+    "protocol_card_precision_at_100_mean",
+    "protocol_card_precision_at_100_std",
     "auc_roc",
     "average_precision",
     "card_precision_at_100",
@@ -43,8 +49,9 @@ REPORTED_METRICS = (
     "recall_review",
     "precision_block",
     "recall_block",
-    "single_row_p50_ms",
-    "single_row_p99_ms",
+    "single_row_cpu_p50_ms",
+    "single_row_cpu_p99_ms",
+    "single_row_wall_p99_ms",
     "batch_rows_per_s",
     "test_rows",
 )
@@ -96,11 +103,6 @@ def resolve_cutoff(param: str | None, fallback: datetime | None = None) -> pd.Ti
     """The cutoff of a run as naive UTC: the `cutoff` param if given, else the data interval end, else now."""
     value = pd.Timestamp(param) if param else pd.Timestamp(fallback or datetime.now(UTC))
     return value.tz_convert("UTC").tz_localize(None) if value.tzinfo else value
-
-
-def training_end(cutoff: pd.Timestamp) -> pd.Timestamp:
-    """End of the out-of-time test window: labels younger than the label delay are unknown at the cutoff."""
-    return (cutoff - pd.Timedelta(DEFAULT_DELAY)).floor("D")
 
 
 def lake_uri(ctx: Context, run_key: str, name: str) -> str:
@@ -202,10 +204,6 @@ def build_feature_snapshot(ctx: Context, snapshot_uri: str, run_key: str) -> str
     return write_frame(ctx, features, lake_uri(ctx, run_key, "features"))
 
 
-def _labelled(features: pd.DataFrame) -> pd.DataFrame:
-    return features[features["tx_fraud"].notna()].reset_index(drop=True)
-
-
 def _reported(metrics: Mapping[str, float]) -> dict[str, float]:
     return {k: float(metrics[k]) for k in REPORTED_METRICS if k in metrics}
 
@@ -253,21 +251,21 @@ def train(
     overrides: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train and register one family; a re-run returns the version registered before."""
-    from fraudops.train import train_model
+    from fraudops.train import train_at_cutoff
 
     previous = _registered_in_run(ctx, run_key, family)
     if previous:
         log.info("%s already registered as v%s by this pipeline run", family, previous["version"])
         return previous
-    result = train_model(
-        _labelled(read_frame(ctx, features_uri)),
+    result = train_at_cutoff(
+        read_frame(ctx, features_uri),
+        cutoff,
         model_settings=model_settings_with(ctx, overrides),
         training=ctx.settings.training,
         tracking_uri=ctx.settings.mlflow_tracking_uri,
         model_name=ctx.model_name,
         family=family,  # type: ignore[arg-type]
         data_snapshot=features_uri,
-        end=training_end(cutoff),
         tags={RUN_KEY_TAG: run_key},
     )
     experiment = ctx.client().get_run(result.run_id).info.experiment_id
@@ -322,21 +320,28 @@ def evaluate(
     force: bool = False,
 ) -> dict[str, Any]:
     """Score the candidates and the current champion on the same out-of-time window; decide."""
+    from fraudops.evaluation import ProtocolWindow
     from fraudops.evaluation import evaluate as evaluate_model
+    from fraudops.features import LABEL_DELAY_DAYS
     from fraudops.model_families import load_model
     from fraudops.tracking import use_tracking_uri
     from fraudops.train import time_split
 
     use_tracking_uri(ctx.settings.mlflow_tracking_uri)  # models:/ URIs resolve through the global client
     fraud_db.create_tables(ctx.dsn)
-    features = _labelled(read_frame(ctx, features_uri))
+    features = labelled(read_frame(ctx, features_uri))
     windows = time_split(features["tx_datetime"], ctx.settings.training.split, training_end(cutoff))
     test = features[windows.masks(features["tx_datetime"])["test"]]
     thresholds = ctx.settings.model.thresholds
+    latency_rows = ctx.settings.training.latency_rows
+    protocol = ProtocolWindow(windows.test_start, windows.test_end, features, LABEL_DELAY_DAYS)
 
     def metrics_of(version: str) -> dict[str, float]:
         model = load_model(f"models:/{ctx.model_name}/{version}")
-        return _reported(evaluate_model(model, test, thresholds).metrics)
+        # the latency is measured here, after the trainings, not beside them (see scoring_latency)
+        return _reported(
+            evaluate_model(model, test, thresholds, latency_rows=latency_rows, protocol=protocol).metrics
+        )
 
     scored = [
         Candidate(c["family"], str(c["version"]), c["run_id"], metrics_of(str(c["version"])))

@@ -52,7 +52,7 @@ def gate_failures(metrics: Metrics, gates: PromotionGates) -> list[str]:
     checks = [
         ("auc_roc", gates.min_auc_roc, "min"),
         ("average_precision", gates.min_average_precision, "min"),
-        ("single_row_p99_ms", gates.max_single_row_p99_ms, "max"),
+        ("single_row_cpu_p99_ms", gates.max_single_row_cpu_p99_ms, "max"),
     ]
     failures = []
     for metric, bound, kind in checks:

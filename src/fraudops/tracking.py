@@ -20,6 +20,41 @@ from fraudops.model_config import Thresholds
 log = logging.getLogger(__name__)
 
 
+# MLflow stores that hold a model registry: a server, or a database of its own
+REGISTRY_SCHEMES: tuple[str, ...] = ("http", "https", "sqlite", "postgresql", "mysql", "mssql")
+LOCAL_STORE_HELP = (
+    "a tracking server (http://host:5000, the stack's by default) or a local database store, e.g. "
+    "sqlite:///mlruns/mlflow.db (artifacts in a folder of your choice)"
+)
+
+
+class UnsupportedTrackingUri(ValueError):
+    pass
+
+
+def check_tracking_uri(uri: str) -> str:
+    """``uri`` if MLflow can track runs and register models there, else a clear error (a ``file:`` store
+    or a bare path has no model registry: MLflow refuses it with a traceback deep inside a run)."""
+    scheme = uri.split(":", 1)[0].split("+", 1)[0].lower() if ":" in uri else ""
+    if scheme not in REGISTRY_SCHEMES:
+        raise UnsupportedTrackingUri(
+            f"unsupported MLflow tracking URI {uri!r}: "
+            + ("a file store has no model registry; " if scheme in ("", "file") else "")
+            + f"use {LOCAL_STORE_HELP}"
+        )
+    return uri
+
+
+def default_artifact_location(uri: str) -> str | None:
+    """Where a local sqlite store's experiments keep their artifacts: a folder next to the database
+    (MLflow's own default is ./mlruns under whatever the working directory happens to be)."""
+    from pathlib import Path
+
+    if not uri.startswith("sqlite:///"):
+        return None
+    return str(Path(uri.removeprefix("sqlite:///")).expanduser().resolve().parent / "artifacts")
+
+
 def use_tracking_uri(uri: str) -> None:
     import mlflow
 

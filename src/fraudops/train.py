@@ -2,7 +2,7 @@
 
 Split, counted back from the end of the data (a day boundary)::
 
-    | train (84 d) | validation (14 d) | gap = label delay (7 d) | test (14 d) |
+    | train (84 d) | validation (14 d) | gap = label delay (7 d) | test (28 d: four weekly test sets) |
 
 The model is trained as it would be at the start of the test window: labels of the last ``gap`` days are
 not known then, so training and validation stop before the gap. Validation drives early stopping (and the
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from fraudops import __version__
-from fraudops.evaluation import Evaluation, evaluate
+from fraudops.evaluation import Evaluation, ProtocolWindow, evaluate
 from fraudops.features import FEATURE_NAMES, LABEL_DELAY_DAYS, TERMINAL_WINDOWS_DAYS, feature_matrix
 from fraudops.model_config import (
     CatBoostParams,
@@ -71,6 +71,28 @@ def time_split(times: pd.Series, split: SplitSettings, end: pd.Timestamp | None 
     validation_start = gap_start - pd.Timedelta(days=split.validation_days)
     train_start = validation_start - pd.Timedelta(days=split.train_days)
     return SplitWindows(train_start, validation_start, gap_start, test_start, test_end)
+
+
+def training_end(cutoff: pd.Timestamp) -> pd.Timestamp:
+    """End of the out-of-time test window of a model trained at ``cutoff``: labels younger than the label
+    delay are unknown then, so the window ends a delay earlier, at a day boundary."""
+    return (pd.Timestamp(cutoff) - pd.Timedelta(days=LABEL_DELAY_DAYS)).floor("D")
+
+
+def known_at(transactions: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """The transactions before ``cutoff`` with only the labels known then (``tx_fraud`` NaN for those
+    younger than the label delay): what the DAG's extract reads from the database, from a file."""
+    before = transactions[transactions["tx_datetime"] < cutoff].copy()
+    unknown = before["tx_datetime"] > pd.Timestamp(cutoff) - pd.Timedelta(days=LABEL_DELAY_DAYS)
+    for label in ("tx_fraud", "tx_fraud_scenario"):
+        if label in before.columns:
+            before[label] = before[label].astype("float64").mask(unknown)
+    return before
+
+
+def labelled(features: pd.DataFrame) -> pd.DataFrame:
+    """The rows whose label is known (what a model can be trained and evaluated on)."""
+    return features[features["tx_fraud"].notna()].reset_index(drop=True)
 
 
 def data_fingerprint(features: pd.DataFrame) -> str:
@@ -188,7 +210,13 @@ def train_model(
         start = time.perf_counter()
         model = fit(family, train, valid, params, fit_options)
         train_seconds = time.perf_counter() - start
-        result = evaluate(model, test_frame, model_settings.thresholds, latency_rows=training.latency_rows)
+        result = evaluate(
+            model,
+            test_frame,
+            model_settings.thresholds,
+            latency_rows=training.latency_rows,
+            protocol=ProtocolWindow(windows.test_start, windows.test_end, features, LABEL_DELAY_DAYS),
+        )
 
         run_params: dict[str, Any] = {
             "family": family,
@@ -257,3 +285,11 @@ def train_model(
         model=model,
         evaluation=result,
     )
+
+
+def train_at_cutoff(features: pd.DataFrame, cutoff: pd.Timestamp, **kwargs: Any) -> TrainingResult:
+    """Train as at ``cutoff`` on the features of the data known then (the DAG's extract, or
+    :func:`known_at` of a file): the labelled rows, the split ending at :func:`training_end`. The DAG's
+    train step and ``fraudops train --cutoff`` both come here, so they train the same model from the
+    same data. ``kwargs`` are those of :func:`train_model`."""
+    return train_model(labelled(features), end=training_end(cutoff), **kwargs)

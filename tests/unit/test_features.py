@@ -45,8 +45,8 @@ def test_feature_vector_definition() -> None:
 def test_weekend_and_night_flags() -> None:
     frame = _tx(
         [
-            ("mon-night", "5h59m59s", 1, 1, 1.0, 0),
-            ("mon-day", "6h", 1, 1, 1.0, 0),
+            ("mon-night", "6h59m59s", 1, 1, 1.0, 0),
+            ("mon-day", "7h", 1, 1, 1.0, 0),
             ("sat", "5D 12h", 1, 1, 1.0, 0),
             ("sun-night", "6D 0h", 1, 1, 1.0, 0),
             ("next-mon", "7D 23h59m", 1, 1, 1.0, 0),

@@ -17,6 +17,7 @@ from fraudops.commands.model import (
     simulate_stream_command,
     train_command,
 )
+from fraudops.commands.stream import score_command
 from fraudops.features import FEATURE_NAMES
 from fraudops.schema import read_parquet, validate_event
 
@@ -70,31 +71,51 @@ def test_pipeline_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     _ok(runner.invoke(build_features_command, ["--transactions", str(transactions), "--out", str(features)]))
     assert list(pd.read_parquet(features).columns[-len(FEATURE_NAMES) :]) == list(FEATURE_NAMES)
 
-    trained = json.loads(
-        _ok(
-            runner.invoke(
-                train_command, ["--family", "xgboost", "--data", str(features), "--tracking-uri", uri]
-            )
-        )
+    refused = runner.invoke(
+        train_command, ["--data", str(features), "--tracking-uri", f"file:{tmp_path}/mlruns"]
     )
+    assert refused.exit_code == 2 and "no model registry" in refused.output and "sqlite:///" in refused.output
+    assert not (tmp_path / "mlruns").exists()
+
+    trained = json.loads(_ok(runner.invoke(train_command, [
+        "--family", "xgboost", "--data", str(features), "--tracking-uri", uri, "--register",
+    ])))  # fmt: skip
     assert trained[0]["family"] == "xgboost" and trained[0]["model_version"] == "1"
     assert trained[0]["metrics"]["auc_roc"] > 0.7
+    # the local store's artifacts go next to its database, not under the working directory
+    assert (tmp_path / "artifacts").is_dir()
+    unregistered = json.loads(_ok(runner.invoke(train_command, [
+        "--family", "xgboost", "--data", str(features), "--tracking-uri", uri,
+    ])))  # fmt: skip
+    assert unregistered[0]["model_version"] is None
 
-    evaluated = json.loads(
-        _ok(
-            runner.invoke(
-                evaluate_command,
-                [
-                    "--model-uri",
-                    "models:/fraud-detector/1",
-                    "--data",
-                    str(features),
-                    "--tracking-uri",
-                    uri,
-                ],
-            )
-        )  # fmt: skip
-    )
-    # the same model on the same last 7 days scores the same
+    last_day = frame["tx_datetime"].max().floor("D")
+    first_day = last_day - pd.Timedelta(days=6)
+    evaluated = json.loads(_ok(runner.invoke(evaluate_command, [
+        "--model-uri", "models:/fraud-detector/1", "--data", str(features), "--tracking-uri", uri,
+        "--start", str(first_day.date()), "--end", str(last_day.date()),
+    ])))  # fmt: skip
+    # the same model on the same last 7 days scores the same; both days of the window are in it
     assert evaluated["metrics"]["auc_roc"] == pytest.approx(trained[0]["metrics"]["auc_roc"], abs=1e-5)
-    assert evaluated["window"].endswith(str(frame["tx_datetime"].max().date() + pd.Timedelta(days=1)))
+    assert evaluated["window"] == f"{first_day.date()} to {last_day.date()} (both included, 7 days)"
+    assert evaluated["window"] == trained[0]["test_window"]
+    in_window = frame["tx_datetime"].dt.floor("D").between(first_day, last_day)
+    assert evaluated["metrics"]["test_rows"] == in_window.sum()
+    assert "protocol_average_precision_mean" in evaluated["metrics"]
+
+    scores = tmp_path / "scores.parquet"
+    out = _ok(runner.invoke(score_command, [
+        str(transactions), "--out", str(scores), "--model-uri", "models:/fraud-detector/1",
+        "--tracking-uri", uri,
+    ]))  # fmt: skip
+    scored = pd.read_parquet(scores)
+    assert f"{len(frame):,} transactions scored" in out
+    assert scored["transaction_id"].tolist() == frame["transaction_id"].tolist()
+    assert scored["score"].between(0, 1).all() and set(scored["decision"]) <= {"APPROVE", "REVIEW", "BLOCK"}
+    # the file's scores are the model's: its AUC on the evaluated window is the evaluation's
+    from sklearn.metrics import roc_auc_score
+
+    window = scored[in_window.to_numpy()]
+    assert roc_auc_score(window["tx_fraud"], window["score"]) == pytest.approx(
+        evaluated["metrics"]["auc_roc"], abs=1e-5
+    )

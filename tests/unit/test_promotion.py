@@ -5,17 +5,24 @@ import math
 from fraudops.pipeline_config import PromotionGates
 from fraudops.promotion import Candidate, Decision, decide, gate_failures
 
-GATES = PromotionGates(min_auc_roc=0.8, min_average_precision=0.3, max_single_row_p99_ms=50)
+GATES = PromotionGates(min_auc_roc=0.8, min_average_precision=0.3, max_single_row_cpu_p99_ms=50)
 
 
-def _metrics(ap: float, auc: float = 0.9, p99: float = 1.0) -> dict[str, float]:
-    return {"average_precision": ap, "auc_roc": auc, "single_row_p99_ms": p99}
+def _metrics(
+    ap: float, auc: float = 0.9, p99: float = 1.0, protocol_ap: float | None = None
+) -> dict[str, float]:
+    return {
+        "average_precision": ap,
+        "protocol_average_precision_mean": ap if protocol_ap is None else protocol_ap,
+        "auc_roc": auc,
+        "single_row_cpu_p99_ms": p99,
+    }
 
 
 def test_gates_report_each_miss_and_nan_never_passes() -> None:
     assert gate_failures(_metrics(0.5), GATES) == []
     misses = gate_failures(_metrics(0.2, auc=0.7, p99=80), GATES)
-    assert [m.split("=")[0] for m in misses] == ["auc_roc", "average_precision", "single_row_p99_ms"]
+    assert [m.split("=")[0] for m in misses] == ["auc_roc", "average_precision", "single_row_cpu_p99_ms"]
     assert gate_failures(_metrics(math.nan), GATES) == ["average_precision=nan < 0.3"]
 
 
@@ -63,3 +70,13 @@ def test_when_every_candidate_fails_the_gates_the_best_one_is_named_in_the_rejec
     decision = decide(bad, "2", _metrics(0.7), GATES)
     assert not decision.promote and decision.candidate.version == "9"
     assert set(decision.gate_failures) == {"xgboost", "catboost"}
+
+
+def test_the_protocol_decides_by_default_and_the_primary_metric_stays_configurable() -> None:
+    # better on the whole window (it finds cards the bank already knew), worse by the protocol
+    knowing = Candidate("catboost", "8", "r8", _metrics(0.75, protocol_ap=0.40))
+    finding = Candidate("xgboost", "9", "r9", _metrics(0.70, protocol_ap=0.55))
+    assert GATES.primary_metric == "protocol_average_precision_mean"
+    assert decide([knowing, finding], None, None, GATES).candidate.version == "9"
+    simple = GATES.model_copy(update={"primary_metric": "average_precision"})
+    assert decide([knowing, finding], None, None, simple).candidate.version == "8"

@@ -106,6 +106,11 @@ def test_runs_hold_params_metrics_plots_and_lineage(store: Store, trained: dict[
         assert run.data.params["split_test_start"] == str(result.windows.test_start.date())
         assert run.data.tags["registered_version"] == result.model_version
         assert run.data.metrics["auc_roc"] == pytest.approx(result.metrics["auc_roc"])
+        # the protocol's figures go to MLflow next to the simple ones
+        assert run.data.metrics["protocol_average_precision_mean"] == pytest.approx(
+            result.metrics["protocol_average_precision_mean"]
+        )
+        assert 0 < result.metrics["protocol_average_precision_mean"] <= 1
         plots = {Path(a.path).name for a in client.list_artifacts(result.run_id, "plots")}
         assert plots == {
             "pr_curve.png", "roc_curve.png", "score_distribution.png", "feature_importance.png",
@@ -140,7 +145,7 @@ def test_metrics_are_sane(trained: dict[str, TrainingResult], small_features: pd
         assert m["recall_at_block"] <= m["recall_at_review"]
         assert m["flag_rate_at_block"] <= m["flag_rate_at_review"]
         assert m["batch_rows_per_s"] > 1000
-        assert 0 < m["single_row_p50_ms"] <= m["single_row_p99_ms"]
+        assert 0 < m["single_row_cpu_p50_ms"] <= m["single_row_cpu_p99_ms"]
         assert m["train_seconds"] > 0
         in_test = result.windows.masks(small_features["tx_datetime"])["test"]
         assert m["test_rows"] == in_test.sum() == len(result.evaluation.y)

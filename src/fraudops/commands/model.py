@@ -208,28 +208,80 @@ def build_features_command(transactions: Path, out: Path) -> None:
     click.echo(f"{len(features):,} rows x {features.shape[1]} columns in {elapsed:.1f} s -> {path}")
 
 
+def _tracking(settings: Settings, tracking_uri: str | None, artifacts: Path | None) -> tuple[str, str | None]:
+    """The checked tracking URI and the artifact folder of experiments it creates."""
+    from fraudops.tracking import UnsupportedTrackingUri, check_tracking_uri, default_artifact_location
+
+    uri = tracking_uri or settings.mlflow_tracking_uri
+    try:
+        check_tracking_uri(uri)
+    except UnsupportedTrackingUri as exc:
+        raise click.BadParameter(str(exc), param_hint="--tracking-uri") from exc
+    return uri, str(artifacts.resolve()) if artifacts else default_artifact_location(uri)
+
+
+tracking_option = click.option(
+    "--tracking-uri",
+    help="MLflow tracking URI: a tracking server (http://..., default: the stack's) or a local database, "
+    "e.g. sqlite:///mlruns/mlflow.db. A file store (file:..., a bare path) has no model registry and is "
+    "refused.",
+)
+artifacts_option = click.option(
+    "--artifacts",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Artifact folder of a new experiment in a local store [default: artifacts/ next to the sqlite "
+    "database; a server keeps its own].",
+)
+
+
+def _day(value: datetime | None) -> pd.Timestamp | None:
+    import pandas as pd
+
+    return pd.Timestamp(value) if value is not None else None
+
+
 @click.command("train")
 @click.option("--family", type=click.Choice(["xgboost", "catboost", "all"]), help="[default: model.family]")
 @data_option
 @click.option("--snapshot", help="Data snapshot reference recorded with the run [default: the --data path].")
-@click.option("--tracking-uri", help="MLflow tracking URI [default: the stack's server].")
+@click.option(
+    "--cutoff",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]),
+    help="Train as the DAG would at this time (UTC): only the transactions before it and the labels known "
+    "then (at least the label delay old); the split is counted back from the cutoff minus the label delay. "
+    "[default: the split ends at the end of the data, every label used]",
+)
+@tracking_option
+@artifacts_option
 @click.option("--search/--no-search", default=None, help="Small hyperparameter search [default: config].")
-@click.option("--register/--no-register", default=True, show_default=True)
+@click.option(
+    "--register/--no-register",
+    default=False,
+    show_default=True,
+    help="Register the model as a new version of mlflow.model_name in the tracking store's registry.",
+)
 def train_command(
     family: str | None,
     data: Path,
     snapshot: str | None,
+    cutoff: datetime | None,
     tracking_uri: str | None,
+    artifacts: Path | None,
     search: bool | None,
     register: bool,
 ) -> None:
-    """Train, evaluate out of time, log to MLflow and register a version of the model."""
+    """Train, evaluate out of time and log to MLflow; register a version of the model with --register."""
+    from fraudops.features import build_features
     from fraudops.model_config import FAMILIES
-    from fraudops.train import train_model
+    from fraudops.schema import read_parquet
+    from fraudops.train import known_at, train_at_cutoff, train_model
 
     settings = _settings()
+    uri, artifact_location = _tracking(settings, tracking_uri, artifacts)
     path = settings.path(data)
-    features = _read_features(path)
+    at = _day(cutoff)
+    # with a cutoff, the DAG's path: the data as known at the cutoff, features built on it
+    features = _read_features(path) if at is None else build_features(known_at(read_parquet(path), at))
     training = settings.training
     if search is not None:
         training = training.model_copy(
@@ -238,26 +290,37 @@ def train_command(
     families = FAMILIES if family == "all" else (family or settings.model.family,)
     summary = []
     for fam in families:
-        result = train_model(
-            features,
+        options: dict[str, Any] = dict(
             model_settings=settings.model,
             training=training,
-            tracking_uri=tracking_uri or settings.mlflow_tracking_uri,
+            tracking_uri=uri,
             model_name=settings.mlflow.model_name,
-            family=fam,  # type: ignore[arg-type]
+            family=fam,
             data_snapshot=snapshot or str(path),
+            artifact_location=artifact_location,
             register=register,
         )
+        result = train_model(features, **options) if at is None else train_at_cutoff(features, at, **options)
+        w = result.windows
         summary.append(
             {
                 "family": result.family,
                 "run_id": result.run_id,
                 "model_version": result.model_version,
                 "model_uri": result.model_uri,
+                "test_window": _window_text(w.test_start, w.test_end),
                 "metrics": {k: round(v, 5) for k, v in result.metrics.items()},
             }
         )
     _echo_json(summary)
+
+
+def _window_text(start: pd.Timestamp, end: pd.Timestamp) -> str:
+    """``[start, end)`` at day boundaries, printed as its first and last day, both included."""
+    import pandas as pd
+
+    last = end - pd.Timedelta(days=1)
+    return f"{start.date()} to {last.date()} (both included, {(end - start).days} days)"
 
 
 @click.command("evaluate")
@@ -265,36 +328,86 @@ def train_command(
     "--model-uri", required=True, help="e.g. models:/fraud-detector@champion or models:/fraud-detector/3"
 )
 @data_option
-@click.option("--test-days", type=int, help="Out-of-time window length [default: training.split.test_days].")
 @click.option(
-    "--end", type=click.DateTime(["%Y-%m-%d"]), help="End of the window [default: end of the data]."
+    "--start",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="First day of the window, included [default: --end minus the window length].",
 )
-@click.option("--tracking-uri", help="MLflow tracking URI [default: the stack's server].")
+@click.option(
+    "--end",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="Last day of the window, included [default: the last day of the data].",
+)
+@click.option(
+    "--test-days",
+    type=int,
+    help="Window length in days when --start is not given [default: training.split.test_days].",
+)
+@tracking_option
 def evaluate_command(
-    model_uri: str, data: Path, test_days: int | None, end: datetime | None, tracking_uri: str | None
+    model_uri: str,
+    data: Path,
+    start: datetime | None,
+    end: datetime | None,
+    test_days: int | None,
+    tracking_uri: str | None,
 ) -> None:
-    """Evaluate a logged or registered model on an out-of-time window (prints the metrics)."""
+    """Evaluate a logged or registered model on an out-of-time window, by the simple metrics and the
+    field's protocol (weekly test sets, known cards removed); prints the metrics."""
     import pandas as pd
 
-    from fraudops.evaluation import evaluate
+    from fraudops.evaluation import ProtocolWindow, evaluate
+    from fraudops.features import LABEL_DELAY_DAYS
     from fraudops.model_families import load_model
     from fraudops.tracking import use_tracking_uri
+    from fraudops.train import labelled
 
     settings = _settings()
-    use_tracking_uri(tracking_uri or settings.mlflow_tracking_uri)
-    features = _read_features(settings.path(data))
-    window_end = pd.Timestamp(end) if end else features["tx_datetime"].max().floor("D") + pd.Timedelta(days=1)
-    window_start = window_end - pd.Timedelta(days=test_days or settings.training.split.test_days)
-    test = features[(features["tx_datetime"] >= window_start) & (features["tx_datetime"] < window_end)]
+    uri, _ = _tracking(settings, tracking_uri, None)
+    use_tracking_uri(uri)
+    features = labelled(_read_features(settings.path(data)))
+    last_day = _day(end) or features["tx_datetime"].max().floor("D")
+    window_end = last_day + pd.Timedelta(days=1)
+    window_start = _day(start) or window_end - pd.Timedelta(
+        days=test_days or settings.training.split.test_days
+    )
+    if window_start >= window_end:
+        raise click.BadParameter(f"--start {window_start.date()} is after --end {last_day.date()}")
+    window = _window_text(window_start, window_end)
+    times = features["tx_datetime"]
+    test = features[(times >= window_start) & (times < window_end)]
     if test.empty:
-        raise click.ClickException(f"no transactions in {window_start.date()}..{window_end.date()}")
+        raise click.ClickException(f"no labelled transactions from {window}")
     result = evaluate(
-        load_model(model_uri), test, settings.model.thresholds, latency_rows=settings.training.latency_rows
+        load_model(model_uri),
+        test,
+        settings.model.thresholds,
+        latency_rows=settings.training.latency_rows,
+        protocol=ProtocolWindow(window_start, window_end, features, LABEL_DELAY_DAYS),
     )
     _echo_json(
         {
             "model_uri": model_uri,
-            "window": f"{window_start.date()}..{window_end.date()}",
+            "window": window,
             "metrics": {k: round(v, 5) for k, v in result.metrics.items()},
         }
     )
+
+
+def score_file(
+    source: Path, out: Path, model_uri: str, tracking_uri: str | None, settings: Settings
+) -> pd.DataFrame:
+    """Per-transaction scores and decisions of a transactions or features file, written to ``out``."""
+    from fraudops.decisions import scored_frame
+    from fraudops.features import feature_matrix
+    from fraudops.model_families import load_model
+    from fraudops.simulator import write_parquet
+    from fraudops.tracking import use_tracking_uri
+
+    uri, _ = _tracking(settings, tracking_uri, None)
+    use_tracking_uri(uri)
+    features = _read_features(settings.path(source))
+    model = load_model(model_uri)
+    frame = scored_frame(features, model.predict(feature_matrix(features)), settings.model.thresholds)
+    write_parquet(frame, str(settings.path(out)))
+    return frame

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from fraudops.commands.model import score_file, tracking_option
+
 
 def _settings():  # type: ignore[no-untyped-def]
     from fraudops.settings import load_settings
@@ -110,6 +112,20 @@ def produce_command(
 
 
 @click.command("score")
+@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("scores.parquet"),
+    show_default=True,
+    help="With FILE: Parquet file of per-transaction scores and decisions.",
+)
+@click.option(
+    "--model-uri",
+    help="With FILE: the model to score with, e.g. models:/fraud-detector/3 or runs:/<run id>/model "
+    "[default: models:/<model name>@<alias>].",
+)
+@tracking_option
 @click.option("--model-name", help="Registered model to follow [default: mlflow.model_name].")
 @click.option("--alias", help="Alias to follow [default: mlflow.champion_alias].")
 @click.option("--topic", "source_topic", help="Source topic [default: scorer.source_topic].")
@@ -129,13 +145,30 @@ def produce_command(
 @click.option("--poll-interval", "poll_interval_s", type=float, help="Seconds between alias checks.")
 @click.option("--ui-port", type=int, help="Spark UI port [default: stack.ports.spark_ui].")
 @click.option("--no-ui", is_flag=True, help="No Spark UI (tests).")
-def score_command(no_ui: bool, **overrides) -> None:  # type: ignore[no-untyped-def]
-    """Run the Spark Structured Streaming scorer until SIGTERM / Ctrl-C."""
+def score_command(  # type: ignore[no-untyped-def]
+    file: Path | None,
+    out: Path,
+    model_uri: str | None,
+    tracking_uri: str | None,
+    no_ui: bool,
+    **overrides,
+) -> None:
+    """Score FILE (transactions or features, Parquet) into --out, one row per transaction; without FILE,
+    run the Spark Structured Streaming scorer until SIGTERM / Ctrl-C."""
+    settings = _settings()
+    if file is not None:
+        name = overrides["model_name"] or settings.mlflow.model_name
+        uri = model_uri or f"models:/{name}@{overrides['alias'] or settings.mlflow.champion_alias}"
+        frame = score_file(file, out, uri, tracking_uri, settings)
+        flagged = int((frame["decision"] != "APPROVE").sum())
+        click.echo(
+            f"{len(frame):,} transactions scored by {uri}, {flagged:,} flagged -> {settings.path(out)}"
+        )
+        return
     from dataclasses import replace
 
     from fraudops.scoring.job import ScorerFailed, ScorerOptions, checkpoint_location, run
 
-    settings = _settings()
     if overrides["checkpoint_location"]:
         overrides["checkpoint_location"] = checkpoint_location(Path.cwd(), overrides["checkpoint_location"])
     options = ScorerOptions.from_settings(settings, **overrides)
