@@ -29,7 +29,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-LABEL_DELAY_DAYS = 7
+from fraudops.model_config import LABEL_DELAY_DAYS
+
 CUSTOMER_WINDOWS_DAYS: tuple[int, ...] = (1, 7, 30)
 TERMINAL_WINDOWS_DAYS: tuple[int, ...] = (1, 7, 30)
 # hours 0..NIGHT_LAST_HOUR (00:00-06:59) are night, as in the Fraud Detection Handbook

@@ -10,7 +10,13 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from fraudops.strict import StrictModel
+
+# days until a transaction's label (fraud or not) is known: the simulator's label feed, the features'
+# delayed terminal windows, the training split's gap and the evaluation protocol all use this one value
+LABEL_DELAY_DAYS = 7
 
 Family = Literal["xgboost", "catboost"]
 FAMILIES: tuple[Family, ...] = ("xgboost", "catboost")
@@ -21,11 +27,7 @@ FAMILIES: tuple[Family, ...] = ("xgboost", "catboost")
 ClassWeight = Literal["balanced", "sqrt", "none"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SimulatorSettings(_Strict):
+class SimulatorSettings(StrictModel):
     """The simulated world (SIMULATOR.md). The defaults are the default data set."""
 
     n_customers: int = Field(5000, ge=1)
@@ -44,7 +46,7 @@ class SimulatorSettings(_Strict):
     customer_amount_factor: float = Field(5.0, gt=0)
 
 
-class Thresholds(_Strict):
+class Thresholds(StrictModel):
     """Decision thresholds on the fraud score: score >= review -> REVIEW, score >= block -> BLOCK."""
 
     review: float = Field(0.5, gt=0, lt=1)
@@ -59,7 +61,7 @@ class Thresholds(_Strict):
         return self
 
 
-class XGBoostParams(_Strict):
+class XGBoostParams(StrictModel):
     n_estimators: int = Field(400, ge=1)
     max_depth: int = Field(6, ge=1)
     learning_rate: float = Field(0.1, gt=0)
@@ -69,14 +71,14 @@ class XGBoostParams(_Strict):
     reg_lambda: float = Field(1.0, ge=0)
 
 
-class CatBoostParams(_Strict):
+class CatBoostParams(StrictModel):
     iterations: int = Field(600, ge=1)
     depth: int = Field(6, ge=1, le=16)
     learning_rate: float = Field(0.1, gt=0)
     l2_leaf_reg: float = Field(3.0, ge=0)
 
 
-class ModelSettings(_Strict):
+class ModelSettings(StrictModel):
     family: Family = "xgboost"
     class_weight: ClassWeight = "sqrt"
     thresholds: Thresholds = Thresholds()
@@ -87,7 +89,7 @@ class ModelSettings(_Strict):
         return self.xgboost if family == "xgboost" else self.catboost
 
 
-class SplitSettings(_Strict):
+class SplitSettings(StrictModel):
     """Time-based split, counted back from the end of the data: train | validation | gap | test.
 
     The gap equals the label delay: at the moment a model is trained (the start of the test window) the
@@ -96,12 +98,23 @@ class SplitSettings(_Strict):
 
     train_days: int = Field(84, ge=1)
     validation_days: int = Field(14, ge=1)
-    gap_days: int = Field(7, ge=0)
+    gap_days: int = Field(LABEL_DELAY_DAYS, ge=0)
     # four weekly test sets for the protocol's mean and standard deviation
     test_days: int = Field(28, ge=1)
 
+    @model_validator(mode="after")
+    def _gap_is_the_label_delay(self) -> SplitSettings:
+        # the features, the label feed and the protocol all assume the one delay; a different gap would
+        # train on labels production does not have yet, or waste days of them
+        if self.gap_days != LABEL_DELAY_DAYS:
+            raise ValueError(
+                f"training.split.gap_days is {self.gap_days}, but the label delay is {LABEL_DELAY_DAYS} days "
+                "(fraudops.model_config.LABEL_DELAY_DAYS): the gap must equal it"
+            )
+        return self
 
-class SearchSettings(_Strict):
+
+class SearchSettings(StrictModel):
     """Optional small random search: each trial trains on the training window and is scored by average
     precision on the validation window; the best trial's parameters are kept."""
 
@@ -129,7 +142,7 @@ class SearchSettings(_Strict):
         return self
 
 
-class TrainingSettings(_Strict):
+class TrainingSettings(StrictModel):
     experiment: str = "fraud-detector-training"
     seed: int = 42
     # the machine has 2 cores; Celery runs one training per slot

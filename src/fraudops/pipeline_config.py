@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from fraudops.model_config import FAMILIES, Family
+from fraudops.strict import StrictModel
 
 # the families a DAG run may ask for (the form's choices)
 FAMILY_CHOICES = FAMILIES
@@ -23,11 +24,7 @@ Metric = Literal[
 ]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ValidationRules(_Strict):
+class ValidationRules(StrictModel):
     """What a training snapshot must satisfy before anything is trained on it."""
 
     min_rows: int = Field(5_000, ge=1)
@@ -47,7 +44,7 @@ class ValidationRules(_Strict):
         return self
 
 
-class PromotionGates(_Strict):
+class PromotionGates(StrictModel):
     """A candidate becomes champion only if it clears every absolute gate and beats the champion."""
 
     primary_metric: Metric = "protocol_average_precision_mean"
@@ -60,7 +57,7 @@ class PromotionGates(_Strict):
     max_single_row_cpu_p99_ms: float = Field(50.0, gt=0)
 
 
-class PipelineSettings(_Strict):
+class PipelineSettings(StrictModel):
     # model families trained by the DAG, one mapped task each
     families: list[Family] = Field(default_factory=lambda: ["xgboost", "catboost"], min_length=1)
     # the data window a run extracts, ending at its cutoff

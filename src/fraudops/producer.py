@@ -42,23 +42,6 @@ class ProduceStats:
         return self.sent / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
-def kafka_producer(bootstrap_servers: str, **overrides: Any) -> Any:
-    from confluent_kafka import Producer
-
-    return Producer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "acks": "all",
-            "enable.idempotence": True,
-            "linger.ms": 5,
-            "compression.type": "lz4",
-            # retries are idempotent: keep trying while a broker restarts or a leader moves
-            "delivery.timeout.ms": 120_000,
-            **overrides,
-        }
-    )
-
-
 def label_writer(dsn: str) -> Callable[[list[Label]], int]:
     """A label sink writing ``fraud_labels`` (idempotent)."""
     from fraudops import fraud_db

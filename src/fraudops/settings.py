@@ -14,21 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from fraudops.model_config import ModelSettings, SimulatorSettings, TrainingSettings
 from fraudops.pipeline_config import PipelineSettings
 from fraudops.scoring.config import ScorerSettings
+from fraudops.strict import StrictModel
 
 CONFIG_FILE = Path("configs") / "fraudops.yaml"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Ports(_Strict):
+class Ports(StrictModel):
     postgres: int = 5432
     redis: int = 6379
     minio_api: int = 9000
@@ -46,7 +43,7 @@ class Ports(_Strict):
     airflow_scheduler_health: int = 8974
 
 
-class Hosts(_Strict):
+class Hosts(StrictModel):
     """Where clients reach each service. Empty means ``stack.host``; docker-compose sets service names."""
 
     postgres: str = ""
@@ -56,17 +53,17 @@ class Hosts(_Strict):
     airflow: str = ""
 
 
-class Versions(_Strict):
+class Versions(StrictModel):
     kafka: str
     minio: str
     spark: str
 
 
-class Memory(_Strict):
+class Memory(StrictModel):
     kafka_heap: str = "384m"
 
 
-class SparkSettings(_Strict):
+class SparkSettings(StrictModel):
     """Where the scorer's Spark session runs, and the native stack's standalone cluster."""
 
     # spark://host:port of a standalone master, or local[N] (everything inside the scorer process); empty
@@ -89,7 +86,7 @@ class SparkSettings(_Strict):
     daemon_memory: str = "256m"
 
 
-class StackSettings(_Strict):
+class StackSettings(StrictModel):
     host: str = "127.0.0.1"
     data_dir: Path = Path(".stack")
     ports: Ports = Ports()
@@ -98,25 +95,25 @@ class StackSettings(_Strict):
     memory: Memory = Memory()
 
 
-class PostgresSettings(_Strict):
+class PostgresSettings(StrictModel):
     superuser: str = "postgres"
     databases: dict[str, str] = Field(
         default_factory=lambda: {"airflow": "airflow", "mlflow": "mlflow", "fraud": "fraud"}
     )
 
 
-class MinioBuckets(_Strict):
+class MinioBuckets(StrictModel):
     mlflow_artifacts: str = "mlflow-artifacts"
     lake: str = "fraud-lake"
 
 
-class MinioSettings(_Strict):
+class MinioSettings(StrictModel):
     buckets: MinioBuckets = MinioBuckets()
     # set to use another S3-compatible store; empty means the stack's MinIO
     endpoint_url: str = ""
 
 
-class MlflowSettings(_Strict):
+class MlflowSettings(StrictModel):
     model_name: str = "fraud-detector"
     # the registry aliases: what production scores with (the scorer follows it, promotion moves it), and
     # the version before it (what a rollback returns to)
@@ -127,18 +124,18 @@ class MlflowSettings(_Strict):
     tracking_uri: str = ""
 
 
-class KafkaSettings(_Strict):
+class KafkaSettings(StrictModel):
     topics_file: Path = Path("kafka/topics.yaml")
     # empty means the native stack's brokers on stack.host
     bootstrap_servers: str = ""
 
 
-class AirflowSettings(_Strict):
+class AirflowSettings(StrictModel):
     admin_user: str = "admin"
     worker_concurrency: int = 2
 
 
-class DockerSettings(_Strict):
+class DockerSettings(StrictModel):
     # the Debian base of every image (docker/Dockerfile); built with debootstrap where it cannot be pulled
     base_image: str = "debian:12.15-slim"
     # the Go toolchain that builds MinIO in its image (the native stack uses the `go` on PATH)
@@ -258,8 +255,40 @@ def find_project_root(start: Path | None = None) -> Path:
     raise FileNotFoundError(f"no {CONFIG_FILE} above {start or Path.cwd()}; set FRAUDOPS_HOME")
 
 
+class SettingsError(ValueError):
+    pass
+
+
+def topics_missing_from_spec(config: Settings) -> dict[str, str]:
+    """The topics ``config`` names (the scorer's and the reload signal's) that the topic spec lacks."""
+    from fraudops.signals import MODEL_UPDATES_TOPIC
+    from fraudops.topics import load_topic_specs
+
+    named = {
+        "scorer.source_topic": config.scorer.source_topic,
+        "scorer.predictions_topic": config.scorer.predictions_topic,
+        "scorer.dead_letters_topic": config.scorer.dead_letters_topic,
+        "signals.MODEL_UPDATES_TOPIC": MODEL_UPDATES_TOPIC,
+    }
+    spec = {s.name for s in load_topic_specs(config.path(config.kafka.topics_file))}
+    return {key: name for key, name in named.items() if name not in spec}
+
+
 def load_settings(project_root: Path | None = None, **overrides: Any) -> Settings:
     root = project_root or find_project_root()
     raw: dict[str, Any] = yaml.safe_load((root / CONFIG_FILE).read_text()) or {}
     raw.update(overrides)
-    return Settings(project_root=root, **raw)
+    settings = Settings(project_root=root, **raw)
+    # the file's own topics must exist in the spec the stack creates (a FRAUDOPS_SCORER__* override may
+    # name any topic: tests and operators point a scorer at scratch topics)
+    if settings.path(settings.kafka.topics_file).is_file():
+        as_written = Settings.model_construct(
+            project_root=root, kafka=settings.kafka, scorer=ScorerSettings(**raw.get("scorer", {}))
+        )
+        missing = topics_missing_from_spec(as_written)
+        if missing:
+            raise SettingsError(
+                f"{CONFIG_FILE} names topics that {settings.kafka.topics_file} does not create: "
+                + ", ".join(f"{key}={name}" for key, name in missing.items())
+            )
+    return settings

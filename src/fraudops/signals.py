@@ -35,9 +35,11 @@ class ModelUpdate:
 
 def publish_model_update(bootstrap_servers: str, update: ModelUpdate, timeout: float = 30.0) -> None:
     """Publish durably (acks=all, idempotent); raises if the brokers did not acknowledge it."""
-    from confluent_kafka import KafkaException, Producer
+    from confluent_kafka import KafkaException
 
-    producer = Producer({"bootstrap.servers": bootstrap_servers, "acks": "all", "enable.idempotence": True})
+    from fraudops.kafka_client import kafka_producer
+
+    producer = kafka_producer(bootstrap_servers)
     errors: list[object] = []
     producer.produce(
         MODEL_UPDATES_TOPIC,

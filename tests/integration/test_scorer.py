@@ -39,7 +39,8 @@ from scorer_support import (
 
 from fraudops.features import FEATURE_NAMES, build_features
 from fraudops.fraud_db import fraud_dsn
-from fraudops.producer import ProduceStats, kafka_producer, label_writer, produce
+from fraudops.kafka_client import kafka_producer
+from fraudops.producer import ProduceStats, label_writer, produce
 from fraudops.signals import ModelUpdate, publish_model_update
 from fraudops.stack import process
 from fraudops.stack.manager import Stack

@@ -27,7 +27,8 @@ from scorer_support import (
 )
 
 from fraudops.fraud_db import fraud_dsn
-from fraudops.producer import kafka_producer, produce
+from fraudops.kafka_client import kafka_producer
+from fraudops.producer import produce
 from fraudops.stack import process
 
 CLUSTER = ("spark-master", "spark-worker")

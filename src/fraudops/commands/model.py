@@ -74,7 +74,7 @@ def _read_features(path: Path) -> pd.DataFrame:
 @click.option("--days", type=int, help="Number of days [default: simulator.n_days].")
 @click.option("--start", "start_date", type=click.DateTime(["%Y-%m-%d"]), help="First day of the world.")
 @click.option("--seed", type=int, help="Random seed [default: simulator.seed].")
-@click.option("--label-delay-days", type=float, help="Delay of fraud_labels [default: the features' 7 days].")
+@click.option("--label-delay-days", type=float, help="Delay of fraud_labels [default: the label delay].")
 def simulate_command(
     out: Path | None,
     postgres: bool,

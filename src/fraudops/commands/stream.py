@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from fraudops.commands.model import score_file, tracking_option
+from fraudops.model_config import LABEL_DELAY_DAYS
 
 
 def _settings():  # type: ignore[no-untyped-def]
@@ -56,7 +57,13 @@ def _interrupt(_signum: int, _frame: object) -> None:
 @click.option(
     "--labels/--no-labels", default=True, show_default=True, help="Delayed label feed to fraud_labels."
 )
-@click.option("--label-delay-hours", type=float, default=24 * 7, show_default=True)
+@click.option(
+    "--label-delay-hours",
+    type=float,
+    default=24 * LABEL_DELAY_DAYS,
+    show_default=True,
+    help="When each label reaches fraud_labels [default: the label delay].",
+)
 def produce_command(
     rate: float,
     duration: float | None,
@@ -69,7 +76,8 @@ def produce_command(
     label_delay_hours: float,
 ) -> None:
     """Stream transactions into Kafka (acks=all, idempotent) with the delayed label feed."""
-    from fraudops.producer import file_stream, kafka_producer, label_writer, produce, simulated_stream
+    from fraudops.kafka_client import kafka_producer
+    from fraudops.producer import file_stream, label_writer, produce, simulated_stream
 
     settings = _settings()
     if duration is None and limit is None and file_ is None:

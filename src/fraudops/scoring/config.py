@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from fraudops.strict import StrictModel
 
 
-class ScorerSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class ScorerSettings(StrictModel):
     source_topic: str = "transactions_stream"
     predictions_topic: str = "fraud_predictions"
     dead_letters_topic: str = "dead_letters"

@@ -17,7 +17,6 @@ import threading
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from fraudops.model_families import CatBoostModel, FraudModel, XGBoostModel, load_model
 
@@ -246,7 +245,3 @@ class ChampionWatcher:
                     self._wake.set()
         finally:
             consumer.close()
-
-
-def model_info_json(info: ModelInfo) -> dict[str, Any]:
-    return asdict(info)

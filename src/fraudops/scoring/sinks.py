@@ -47,17 +47,9 @@ class KafkaOut:
     """Durable Kafka writes (acks=all, idempotent), flushed at the end of each micro-batch."""
 
     def __init__(self, bootstrap_servers: str) -> None:
-        from confluent_kafka import Producer
+        from fraudops.kafka_client import kafka_producer
 
-        self.producer = Producer(
-            {
-                "bootstrap.servers": bootstrap_servers,
-                "acks": "all",
-                "enable.idempotence": True,
-                "linger.ms": 5,
-                "compression.type": "lz4",
-            }
-        )
+        self.producer = kafka_producer(bootstrap_servers)
         self._errors: list[Any] = []
 
     def send(self, topic: str, key: str | None, value: str) -> None:
