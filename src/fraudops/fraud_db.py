@@ -115,8 +115,8 @@ CREATE INDEX IF NOT EXISTS model_metadata_model_idx ON model_metadata (model_nam
 
 
 def fraud_dsn(settings: Any, secrets: Mapping[str, str]) -> str:
-    """DSN of the fraud database for its own role (:func:`fraudops.stack.postgres.component_url`)."""
-    from fraudops.stack.postgres import component_url
+    """DSN of the fraud database for its own role (:func:`fraudops.connections.component_url`)."""
+    from fraudops.connections import component_url
 
     return component_url(settings, secrets, "fraud", driver="postgresql")
 

@@ -37,8 +37,8 @@ def test_dsn_uses_the_fraud_role_and_quotes_the_password() -> None:
 def test_every_component_url_reads_the_database_mapping_one_way(monkeypatch) -> None:
     """``postgres.databases`` maps a component (its role) to its database, for the init step that creates
     them and for every client: with a non-default mapping they still meet."""
+    from fraudops.connections import component_url
     from fraudops.settings import load_settings
-    from fraudops.stack.postgres import component_url
 
     monkeypatch.setenv(
         "FRAUDOPS_POSTGRES__DATABASES", '{"airflow": "af", "mlflow": "ml", "fraud": "fraud_prod"}'

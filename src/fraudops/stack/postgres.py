@@ -9,16 +9,9 @@ import subprocess
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import quote
 
+from fraudops.connections import ROLE_PASSWORDS, superuser_dsn
 from fraudops.settings import Settings
-
-# component -> the secret holding its role's password
-ROLE_PASSWORDS = {
-    "airflow": "AIRFLOW_DB_PASSWORD",
-    "mlflow": "MLFLOW_DB_PASSWORD",
-    "fraud": "FRAUD_DB_PASSWORD",
-}
 
 
 def service_user() -> str | None:
@@ -76,28 +69,6 @@ def initdb(bindir: Path, datadir: Path, run_dir: Path, superuser: str, password:
     finally:
         os.unlink(pwfile.name)
     return True
-
-
-def superuser_dsn(settings: Settings, secrets: Mapping[str, str], database: str = "postgres") -> str:
-    user = secrets.get("POSTGRES_USER", settings.postgres.superuser)
-    return (
-        f"host={settings.host_of('postgres')} port={settings.stack.ports.postgres} dbname={database} "
-        f"user={user} password={secrets['POSTGRES_PASSWORD']}"
-    )
-
-
-def component_url(
-    settings: Settings, secrets: Mapping[str, str], component: str, driver: str = "postgresql+psycopg2"
-) -> str:
-    """URL of a component's own database, logged in as its own role: ``postgres.databases`` maps the
-    component (its role) to its database, as :func:`init_databases` creates them. The one builder of
-    these URLs (``driver`` "postgresql" gives a libpq DSN); the password is URL-quoted."""
-    database = settings.postgres.databases[component]
-    password = quote(secrets[ROLE_PASSWORDS[component]], safe="")
-    return (
-        f"{driver}://{component}:{password}@{settings.host_of('postgres')}:"
-        f"{settings.stack.ports.postgres}/{database}"
-    )
 
 
 def init_databases(settings: Settings, secrets: Mapping[str, str]) -> list[str]:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from fraudops.connections import component_url, superuser_dsn
 from fraudops.settings import Settings
 from fraudops.stack import health
 from fraudops.stack.airflow_env import FLOWER_USER, airflow_environment
@@ -15,7 +16,7 @@ from fraudops.stack.health import Health, Probe
 from fraudops.stack.install import postgres_bindir
 from fraudops.stack.kafka_nodes import java_command, node_name, prepare_node
 from fraudops.stack.layout import StackLayout
-from fraudops.stack.postgres import component_url, service_user, superuser_dsn
+from fraudops.stack.postgres import service_user
 from fraudops.stack.process import ProcessSpec
 from fraudops.stack.spark_cluster import (
     daemon_env,
