@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -34,6 +35,26 @@ def load_topic_specs(path: Path) -> list[TopicSpec]:
             )
         )
     return specs
+
+
+def layout_mismatches(metadata: Any, specs: list[TopicSpec]) -> list[str]:
+    """How the brokers' topics (``AdminClient.list_topics`` metadata) differ from the spec: a missing
+    topic, another partition count or replication factor, a replica out of sync. Empty when they agree."""
+    problems = []
+    for spec in specs:
+        topic = metadata.topics.get(spec.name)
+        if topic is None:
+            problems.append(f"{spec.name}: missing")
+            continue
+        if len(topic.partitions) != spec.partitions:
+            problems.append(f"{spec.name}: {len(topic.partitions)} partitions, spec {spec.partitions}")
+        for number, partition in sorted(topic.partitions.items()):
+            replicas = len(partition.replicas)
+            if replicas != spec.replication_factor:
+                problems.append(f"{spec.name}[{number}]: {replicas} replicas, spec {spec.replication_factor}")
+            if sorted(partition.isrs) != sorted(partition.replicas):
+                problems.append(f"{spec.name}[{number}]: in sync {partition.isrs} of {partition.replicas}")
+    return problems
 
 
 def create_topics(bootstrap_servers: str, specs: list[TopicSpec], timeout: float = 30.0) -> dict[str, str]:

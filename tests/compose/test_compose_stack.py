@@ -25,7 +25,7 @@ from fraudops.demo import DAG_ID, ensure_history
 from fraudops.history import next_stream_start
 from fraudops.stack.process import command_lines
 from fraudops.stack.services import venv_bin
-from fraudops.topics import load_topic_specs
+from fraudops.topics import layout_mismatches, load_topic_specs
 
 # state handed from one step of the story to the next
 STORY: dict[str, Any] = {}
@@ -172,12 +172,8 @@ def test_topics_have_replication_three_and_min_isr_two(compose_stack) -> None:
     metadata = admin.list_topics(timeout=15)
     assert len(metadata.brokers) == 3
     specs = load_topic_specs(settings.path(settings.kafka.topics_file))
-    for spec in specs:
-        topic = metadata.topics[spec.name]
-        assert len(topic.partitions) == spec.partitions
-        for partition in topic.partitions.values():
-            assert len(partition.replicas) == 3
-            assert sorted(partition.isrs) == sorted(partition.replicas)
+    assert {s.replication_factor for s in specs} == {3}
+    assert layout_mismatches(metadata, specs) == []
     resources = [ConfigResource(ConfigResource.Type.TOPIC, s.name) for s in specs]
     for future in admin.describe_configs(resources).values():
         assert future.result()["min.insync.replicas"].value == "2"

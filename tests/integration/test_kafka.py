@@ -9,7 +9,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from fraudops.topics import load_topic_specs
+from fraudops.topics import layout_mismatches, load_topic_specs
 
 
 def _admin(bootstrap: str) -> AdminClient:
@@ -80,13 +80,9 @@ def test_spec_topics_exist_with_replication_three_and_full_isr(running_stack) ->
         "dead_letters",
         "model_updates",
     }
+    assert {s.replication_factor for s in specs} == {3}
     metadata = _admin(settings.kafka_bootstrap_servers).list_topics(timeout=10)
-    for spec in specs:
-        topic = metadata.topics[spec.name]
-        assert len(topic.partitions) == spec.partitions
-        for partition in topic.partitions.values():
-            assert len(partition.replicas) == 3
-            assert sorted(partition.isrs) == sorted(partition.replicas)
+    assert layout_mismatches(metadata, specs) == []
 
 
 def test_topic_configs_follow_the_spec(running_stack) -> None:

@@ -27,3 +27,32 @@ def test_brokers_form_one_three_voter_quorum_with_durable_internal_topics(tmp_pa
         assert node["min.insync.replicas"] == "2"
         assert node["offsets.topic.replication.factor"] == "3"
         assert node["transaction.state.log.min.isr"] == "2"
+
+
+def test_layout_mismatches_name_each_difference() -> None:
+    from types import SimpleNamespace
+
+    from fraudops.topics import TopicSpec, layout_mismatches
+
+    def partition(replicas, isrs):
+        return SimpleNamespace(replicas=replicas, isrs=isrs)
+
+    specs = [TopicSpec("a", 2, 3, {}), TopicSpec("b", 1, 3, {}), TopicSpec("c", 1, 3, {})]
+    metadata = SimpleNamespace(
+        topics={
+            "a": SimpleNamespace(
+                partitions={0: partition([1, 2, 3], [3, 1, 2]), 1: partition([2, 3, 1], [2, 3])}
+            ),
+            "b": SimpleNamespace(
+                partitions={0: partition([1, 2], [1, 2]), 1: partition([1, 2, 3], [1, 2, 3])}
+            ),
+        }
+    )
+    assert layout_mismatches(metadata, specs) == [
+        "a[1]: in sync [2, 3] of [2, 3, 1]",
+        "b: 2 partitions, spec 1",
+        "b[0]: 2 replicas, spec 3",
+        "c: missing",
+    ]
+    healthy = SimpleNamespace(topics={"c": SimpleNamespace(partitions={0: partition([1, 2, 3], [2, 1, 3])})})
+    assert layout_mismatches(healthy, specs[2:]) == []
