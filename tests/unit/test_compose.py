@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from fraudops.cli import main as cli_main
+from fraudops.containers.compose import ONE_SHOT
 from fraudops.secrets import ensure_secrets
 from fraudops.settings import CONFIG_FILE, Settings, load_settings
 from fraudops.stack import SERVICE_NAMES
@@ -35,7 +36,6 @@ from fraudops.topics import load_topic_specs
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yaml"
 HOME_IN_IMAGE = PurePosixPath("/opt/fraudops")
-ONE_SHOT = {"postgres-init", "minio-init", "kafka-init", "airflow-init"}
 TOPICS = {"transactions_stream", "fraud_predictions", "dead_letters", "model_updates"}
 KAFKA_NODES = ("kafka-1", "kafka-2", "kafka-3")
 # run our image but none of our code, and read no secret
