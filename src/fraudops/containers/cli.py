@@ -6,23 +6,24 @@ import sys
 
 import click
 
-from fraudops.settings import load_settings
+from fraudops.containers.compose import Compose, ComposeError, state_dir
+from fraudops.containers.engine import EngineError, engine_answers, ensure_engine, stop_engine
+from fraudops.secrets import ensure_secrets
+from fraudops.settings import Settings, load_settings
 
 
-def _compose():  # noqa: ANN202  (heavy imports stay inside the commands)
-    from fraudops.containers.compose import Compose
-
-    return Compose(load_settings(), log=lambda line: click.echo(f"    {line}"))
+def _log(line: str) -> None:
+    click.echo(f"    {line}")
 
 
-def _engine() -> None:
-    from fraudops.containers.compose import state_dir
-    from fraudops.containers.engine import EngineError, ensure_engine
-
+def _ready_compose(settings: Settings) -> Compose:
+    """A Docker engine that answers (started when none does), the secrets in place, and compose."""
     try:
-        ensure_engine(state_dir(load_settings()), log=lambda line: click.echo(f"    {line}"))
+        ensure_engine(state_dir(settings), log=_log)
     except EngineError as exc:
         raise click.ClickException(str(exc)) from exc
+    ensure_secrets(settings.env_dir)
+    return Compose(settings, log=_log)
 
 
 @click.group("compose")
@@ -34,12 +35,7 @@ def compose_group() -> None:
 def build() -> None:
     """Build every image (and the Debian base where no registry answers); starts a Docker engine if none
     answers."""
-    from fraudops.secrets import ensure_secrets
-
-    _engine()
-    settings = load_settings()
-    ensure_secrets(settings.env_dir)
-    _compose().build()
+    _ready_compose(load_settings()).build()
 
 
 @compose_group.command()
@@ -47,12 +43,7 @@ def build() -> None:
 @click.option("--timeout", type=float, default=900, show_default=True, help="Seconds to wait for health.")
 def up(scoring: bool, timeout: float) -> None:
     """Build what is missing, start the containers, wait until every one is healthy."""
-    from fraudops.containers.compose import ComposeError
-    from fraudops.secrets import ensure_secrets
-
-    _engine()
-    ensure_secrets(load_settings().env_dir)
-    compose = _compose()
+    compose = _ready_compose(load_settings())
     try:
         compose.build()
         compose.up(profiles=["scoring"] if scoring else [])
@@ -65,23 +56,22 @@ def up(scoring: bool, timeout: float) -> None:
 
 @compose_group.command()
 @click.option("--volumes", is_flag=True, help="Also delete the named volumes (all data).")
-@click.option("--stop-engine", is_flag=True, help="Stop the Docker engine if `fraudops compose` started it.")
-def down(volumes: bool, stop_engine: bool) -> None:
+@click.option(
+    "--stop-engine", "stop", is_flag=True, help="Stop the Docker engine if `fraudops compose` started it."
+)
+def down(volumes: bool, stop: bool) -> None:
     """Stop and remove the containers; the data volumes stay unless --volumes."""
-    from fraudops.containers.compose import state_dir
-    from fraudops.containers.engine import engine_answers
-    from fraudops.containers.engine import stop_engine as stop
-
+    settings = load_settings()
     if engine_answers():
-        _compose().down(volumes=volumes)
-    if stop_engine:
-        stop(state_dir(load_settings()), log=lambda line: click.echo(f"    {line}"))
+        Compose(settings, log=_log).down(volumes=volumes)
+    if stop:
+        stop_engine(state_dir(settings), log=_log)
 
 
 @compose_group.command()
 def status() -> None:
     """Every container of the project with its state; exit 1 unless all are ready."""
-    states = _compose().states()
+    states = Compose(load_settings(), log=_log).states()
     for state in states:
         click.echo(f"  {state.service:<24} {state.describe()}")
     if not states or not all(s.ready for s in states):
