@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+
 import pandas as pd
 import pytest
 
@@ -26,3 +29,12 @@ def small_transactions(small_world: SimulatorSettings) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def small_features(small_transactions: pd.DataFrame) -> pd.DataFrame:
     return build_features(small_transactions)
+
+
+@pytest.fixture(autouse=True)
+def committed_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Unit tests read configs/fraudops.yaml as committed: a FRAUDOPS_* override exported by the shell
+    (other ports, say, to run a second stack beside one) does not leak into them."""
+    for name in [n for n in os.environ if n.startswith("FRAUDOPS_") and n != "FRAUDOPS_HOME"]:
+        monkeypatch.delenv(name)
+    yield
