@@ -122,3 +122,21 @@ def test_container_readiness() -> None:
     assert states["kafka-init"].describe() == "exited 1"
     assert states["kafka-1"].describe() == "running (starting)"
     assert ContainerState("x", "running", None, 0).describe() == "running"
+
+
+def test_stop_engine_stops_only_what_it_started_and_reaps_it(tmp_path: Path) -> None:
+    import subprocess
+    import time
+
+    from fraudops.containers.engine import stop_engine
+
+    assert stop_engine(tmp_path) is False  # nothing was started here
+    # a child process in the role of the dockerd ensure_engine starts: SIGTERM ends it, and the zombie it
+    # leaves behind must not count as running (waiting out the timeout for it cost a minute per CI run)
+    child = subprocess.Popen(["sleep", "30"])
+    (tmp_path / "started-here").write_text(f"{child.pid}\n")
+    started = time.monotonic()
+    assert stop_engine(tmp_path, log=lambda _: None, timeout=20) is True
+    assert time.monotonic() - started < 5
+    assert child.poll() is not None
+    assert not (tmp_path / "started-here").exists()

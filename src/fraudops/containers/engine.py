@@ -51,6 +51,12 @@ def apt_install(packages: Sequence[str], log: Callable[[str], None]) -> None:
 
 def _pid_alive(pid: int) -> bool:
     try:
+        # dockerd started by this process is its child: reap it once it exited (a zombie answers kill 0)
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
