@@ -46,14 +46,14 @@ def main() -> None:
     ensure_base_image(settings.docker.base_image, log=lambda _: None)
     print(f"base image {settings.docker.base_image} in place: {time.monotonic() - started:.0f} s")
 
-    images = sorted({s["image"] for s in compose.config()["services"].values()}, key=str)
+    services = compose.config()["services"]
+    images = sorted({s["image"] for s in services.values()}, key=str)
     subprocess.run(["docker", "image", "rm", "-f", *images], capture_output=True)
     subprocess.run(["docker", "image", "prune", "-f"], capture_output=True)
     subprocess.run(["docker", "builder", "prune", "-af"], capture_output=True)
     total = 0.0
     built: set[str] = set()
     print("\ncold build, in compose order (seconds this image added):")
-    services = compose.config()["services"]
     # in the Dockerfile's stage order: the legacy builder builds every stage before a target, so each
     # figure is then the time of that image's own stages
     stages = re.findall(
