@@ -68,11 +68,17 @@ Each training and evaluation task has an **MLflow run** link.
 )
 def fraud_retraining() -> None:
     def ctx_and_run() -> tuple[Any, dict[str, Any], Any, str]:
+        """The context (settings and secrets loaded once per task), the task's context, the run's
+        parameters (resolved as `fraudops pipeline run` resolves them) and the run key."""
         from fraudops import pipeline
+        from fraudops.context import Context
 
         context = get_current_context()
-        cutoff = pipeline.resolve_cutoff(context["params"]["cutoff"], context.get("data_interval_end"))
-        return pipeline.Context.load(), context, cutoff, pipeline.run_key_of(context["run_id"])
+        ctx = Context.load()
+        params = pipeline.RunParams.from_dag(
+            ctx.settings, context["params"], context.get("data_interval_end")
+        )
+        return ctx, context, params, pipeline.run_key_of(context["run_id"])
 
     def link(context: dict[str, Any], url: str) -> None:
         context["ti"].xcom_push(key="mlflow_run_url", value=url)
@@ -81,18 +87,16 @@ def fraud_retraining() -> None:
     def extract() -> str:
         from fraudops import pipeline
 
-        ctx, context, cutoff, run_key = ctx_and_run()
-        params = context["params"]
-        days = params["window_days"] or ctx.settings.pipeline.window_days
-        return pipeline.extract(ctx, cutoff, days, run_key, params["snapshot_uri"] or None)
+        ctx, _, params, run_key = ctx_and_run()
+        return pipeline.extract(ctx, params.cutoff, params.window_days, run_key, params.snapshot_uri)
 
     @task
     def validate(snapshot_uri: str) -> str:
         from fraudops import pipeline
 
-        ctx, context, cutoff, run_key = ctx_and_run()
+        ctx, context, params, run_key = ctx_and_run()
         try:
-            summary = pipeline.validate(ctx, snapshot_uri, cutoff, run_key)
+            summary = pipeline.validate(ctx, snapshot_uri, params.cutoff, run_key)
         except pipeline.DataValidationError as exc:
             # a bad batch never gets better by retrying
             raise AirflowFailException(str(exc)) from exc
@@ -108,17 +112,15 @@ def fraud_retraining() -> None:
 
     @task
     def families() -> list[str]:
-        ctx, context, _, _ = ctx_and_run()
-        return list(context["params"]["families"] or ctx.settings.pipeline.families)
+        _, _, params, _ = ctx_and_run()
+        return list(params.families)
 
     @task(max_active_tis_per_dagrun=2)
     def train(features_uri: str, family: str) -> dict[str, Any]:
         from fraudops import pipeline
 
-        ctx, context, cutoff, run_key = ctx_and_run()
-        result = pipeline.train(
-            ctx, features_uri, family, run_key, cutoff, context["params"]["model_overrides"]
-        )
+        ctx, context, params, run_key = ctx_and_run()
+        result = pipeline.train(ctx, features_uri, family, run_key, params.cutoff, params.model_overrides)
         link(context, result["mlflow_run_url"])
         return result
 
@@ -126,8 +128,10 @@ def fraud_retraining() -> None:
     def evaluate(features_uri: str, candidates: list[dict[str, Any]]) -> dict[str, Any]:
         from fraudops import pipeline
 
-        ctx, context, cutoff, _ = ctx_and_run()
-        decision = pipeline.evaluate(ctx, features_uri, list(candidates), cutoff, context["params"]["force"])
+        ctx, context, params, run_key = ctx_and_run()
+        decision = pipeline.evaluate(
+            ctx, features_uri, list(candidates), params.cutoff, params.force, run_key
+        )
         if decision.get("candidate"):
             link(context, next(c["mlflow_run_url"] for c in candidates
                                if str(c["version"]) == decision["candidate"]["version"]))  # fmt: skip
@@ -137,8 +141,8 @@ def fraud_retraining() -> None:
     def promote(decision: dict[str, Any]) -> dict[str, Any]:
         from fraudops import pipeline
 
-        ctx, context, _, _ = ctx_and_run()
-        return pipeline.promote(ctx, decision, dry_run=context["params"]["dry_run"])
+        ctx, _, params, run_key = ctx_and_run()
+        return pipeline.promote(ctx, decision, params.dry_run, run_key)
 
     @task
     def signal(promotion: dict[str, Any]) -> None:

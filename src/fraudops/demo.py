@@ -10,8 +10,9 @@ from typing import Any
 
 import click
 
-from fraudops import fraud_db, pipeline
+from fraudops import fraud_db
 from fraudops.airflow_api import AirflowApi
+from fraudops.context import Context
 from fraudops.history import load_simulated_history, next_stream_start, world_ending_today
 from fraudops.settings import load_settings
 from fraudops.stack.manager import Stack, format_status, format_urls
@@ -29,7 +30,7 @@ def _timed(action: Callable[[], Any]) -> tuple[Any, float]:
     return action(), time.monotonic() - started
 
 
-def ensure_history(ctx: pipeline.Context) -> None:
+def ensure_history(ctx: Context) -> None:
     with fraud_db.connect(ctx.dsn) as conn, conn.cursor() as cur:
         fraud_db.create_tables(conn)
         cur.execute(
@@ -46,7 +47,7 @@ def ensure_history(ctx: pipeline.Context) -> None:
     click.echo(f"    loaded {added:,} transactions with their delayed labels in {took:.0f} s")
 
 
-def retrain(api: AirflowApi, ctx: pipeline.Context, conf: dict[str, Any], why: str) -> dict[str, Any]:
+def retrain(api: AirflowApi, ctx: Context, conf: dict[str, Any], why: str) -> dict[str, Any]:
     run_id = api.trigger(DAG_ID, conf)
     click.echo(f"    triggered {DAG_ID} ({why}): run {run_id}")
     click.echo(f"    follow it at {ctx.settings.airflow_url}/dags/{DAG_ID}/runs/{run_id}")
@@ -78,7 +79,7 @@ def run_demo(live_seconds: float = 60, after_swap_seconds: float = 15) -> None:
 
     step(1, "Bringing the stack up (installs what is missing on first use)")
     stack.up()  # generates the secrets on a fresh clone, so the context is loaded after it
-    ctx = pipeline.Context.load()
+    ctx = Context.load()
 
     step(2, "Loading transaction history into the fraud database")
     ensure_history(ctx)
@@ -88,12 +89,13 @@ def run_demo(live_seconds: float = 60, after_swap_seconds: float = 15) -> None:
     api.wait_for_dag(DAG_ID)
     api.wait_until_idle(DAG_ID)  # a scheduled run may be under way
     retrain(api, ctx, {}, "first training")
-    champion = pipeline._champion(ctx)
+    champion = ctx.registry.champion()
     if champion is None:
         raise click.ClickException(
             "no champion after the first retraining: see model_metadata and the DAG logs"
         )
-    click.echo(f"    {ctx.model_name}@{ctx.champion} = v{champion.version} ({champion.tags.get('family')})")
+    alias = ctx.registry.champion_alias
+    click.echo(f"    {ctx.model_name}@{alias} = v{champion.version} ({champion.family})")
 
     step(4, "Starting the Spark Structured Streaming scorer and a live producer")
     stack.start(["spark-scorer"])
@@ -143,7 +145,7 @@ class LiveSummary:
     labels_known_from: Any
 
 
-def _live_summary(ctx: pipeline.Context, since: Any) -> LiveSummary:
+def _live_summary(ctx: Context, since: Any) -> LiveSummary:
     with fraud_db.connect(ctx.dsn) as conn, conn.cursor() as cur:
         cur.execute(
             "SELECT model_version, count(*) FROM transactions_with_score WHERE scored_at >= %s GROUP BY 1",
@@ -190,13 +192,13 @@ def format_summary(summary: LiveSummary) -> str:
     )
 
 
-def _now(ctx: pipeline.Context) -> Any:
+def _now(ctx: Context) -> Any:
     with fraud_db.connect(ctx.dsn) as conn, conn.cursor() as cur:
         cur.execute("SELECT now()")
         return cur.fetchone()[0]
 
 
-def _start_producer(ctx: pipeline.Context, stack: Stack) -> subprocess.Popen:
+def _start_producer(ctx: Context, stack: Stack) -> subprocess.Popen:
     log_path = stack.layout.log_of("demo-producer")
     log_file = log_path.open("ab")
     start = next_stream_start(ctx.settings.simulator, ctx.dsn)
@@ -220,7 +222,7 @@ def _start_producer(ctx: pipeline.Context, stack: Stack) -> subprocess.Popen:
     )
 
 
-def _scoring_summary(ctx: pipeline.Context, since: Any) -> tuple[dict[tuple[str, str], int], int]:
+def _scoring_summary(ctx: Context, since: Any) -> tuple[dict[tuple[str, str], int], int]:
     with fraud_db.connect(ctx.dsn) as conn, conn.cursor() as cur:
         cur.execute(
             "SELECT model_version, decision, count(*) FROM transactions_with_score WHERE scored_at >= %s"
@@ -233,7 +235,7 @@ def _scoring_summary(ctx: pipeline.Context, since: Any) -> tuple[dict[tuple[str,
     return scored, alerts
 
 
-def _watch_scoring(ctx: pipeline.Context, since: Any, seconds: float) -> None:
+def _watch_scoring(ctx: Context, since: Any, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         time.sleep(10)
@@ -248,7 +250,7 @@ def _watch_scoring(ctx: pipeline.Context, since: Any, seconds: float) -> None:
         click.echo(f"    scored so far: {text or 'waiting for the first micro-batch'} | alerts {alerts}")
 
 
-def _wait_for_version(ctx: pipeline.Context, since: Any, version: str, timeout: float = 300) -> None:
+def _wait_for_version(ctx: Context, since: Any, version: str, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         scored, _ = _scoring_summary(ctx, since)

@@ -107,9 +107,13 @@ CREATE TABLE IF NOT EXISTS model_metadata (
     reason text,
     metrics jsonb NOT NULL DEFAULT '{}'::jsonb,
     data_snapshot text,
+    event_key text,
     created_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS model_metadata_model_idx ON model_metadata (model_name, created_at);
+-- a retried pipeline task rewrites its rows (fraudops.audit), and older tables gain the key here
+ALTER TABLE model_metadata ADD COLUMN IF NOT EXISTS event_key text;
+CREATE UNIQUE INDEX IF NOT EXISTS model_metadata_event_key_idx ON model_metadata (model_name, event_key);
 """,
 }
 

@@ -245,20 +245,3 @@ def fit(
     if family == "catboost" and isinstance(params, CatBoostParams):
         return fit_catboost(train, valid, params, **kwargs)
     raise TypeError(f"{type(params).__name__} are not parameters of {family}")
-
-
-def load_model(model_uri: str) -> FraudModel:
-    """A logged or registered model (``runs:/...``, ``models:/fraud-detector@champion``) as its native
-    booster, whichever family it is."""
-    import mlflow
-
-    flavors = mlflow.models.get_model_info(model_uri).flavors
-    if "xgboost" in flavors:
-        import mlflow.xgboost
-
-        return XGBoostModel(mlflow.xgboost.load_model(model_uri))
-    if "catboost" in flavors:
-        import mlflow.catboost
-
-        return CatBoostModel(mlflow.catboost.load_model(model_uri))
-    raise ValueError(f"{model_uri} is neither an xgboost nor a catboost model (flavors: {sorted(flavors)})")

@@ -1,4 +1,4 @@
-"""MLflow glue: where runs go, evaluation plots, model logging and registration.
+"""MLflow glue: where runs go, evaluation plots, model logging (registration: :mod:`fraudops.registry`).
 
 Works with any tracking URI: the stack's server (``http://...``, artifacts proxied to MinIO, so this
 client holds no S3 keys) or a local store (``sqlite:///...``, used by the unit tests; a file store has no
@@ -222,10 +222,3 @@ def log_snapshot_inputs(snapshot: str, fingerprint: str, schema: Any) -> None:
         mlflow.log_input(
             MetaDataset(source, name=context, digest=fingerprint, schema=schema), context=context
         )
-
-
-def register(model_uri: str, name: str, tags: Mapping[str, str]) -> Any:
-    """Register ``model_uri`` as a new version of ``name`` with ``tags``; returns the ``ModelVersion``."""
-    import mlflow
-
-    return mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in tags.items()})

@@ -1,12 +1,9 @@
-"""Training: a time-based split, one model family, an MLflow run, a registered model version.
+"""Training: a time-based split (:mod:`fraudops.windows`), one model family, an MLflow run, a registered
+model version.
 
-Split, counted back from the end of the data (a day boundary)::
-
-    | train (84 d) | validation (14 d) | gap = label delay (7 d) | test (28 d: four weekly test sets) |
-
-The model is trained as it would be at the start of the test window: labels of the last ``gap`` days are
-not known then, so training and validation stop before the gap. Validation drives early stopping (and the
-optional search); the test window is out of time and touched only for the final evaluation.
+Validation drives early stopping (and the optional search); the test window is out of time and touched
+only for the final evaluation. Fitting (:func:`fit_and_evaluate`) is apart from the MLflow logging
+(:func:`log_training`) and the registration (:func:`register_version`).
 """
 
 from __future__ import annotations
@@ -17,7 +14,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -30,53 +27,20 @@ from fraudops.model_config import (
     Family,
     ModelSettings,
     SplitSettings,
+    Thresholds,
     TrainingSettings,
     XGBoostParams,
 )
 from fraudops.model_families import Dataset, FitOptions, FraudModel, fit, positive_weight
+from fraudops.windows import SplitWindows, time_split, training_end
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fraudops.registry import ModelRegistry
 
 log = logging.getLogger(__name__)
 
 # rows before this much history have truncated windows
 BURN_IN_DAYS = max(TERMINAL_WINDOWS_DAYS) + LABEL_DELAY_DAYS
-
-
-@dataclass(frozen=True)
-class SplitWindows:
-    train_start: pd.Timestamp
-    validation_start: pd.Timestamp
-    gap_start: pd.Timestamp
-    test_start: pd.Timestamp
-    test_end: pd.Timestamp
-
-    def masks(self, times: pd.Series) -> dict[str, np.ndarray]:
-        t = times.to_numpy()
-        return {
-            "train": (t >= self.train_start) & (t < self.validation_start),
-            "validation": (t >= self.validation_start) & (t < self.gap_start),
-            "test": (t >= self.test_start) & (t < self.test_end),
-        }
-
-    def as_params(self) -> dict[str, str]:
-        return {f"split_{k}": str(v.date()) for k, v in self.__dict__.items()}
-
-
-def time_split(times: pd.Series, split: SplitSettings, end: pd.Timestamp | None = None) -> SplitWindows:
-    """Windows ending at ``end`` (default: midnight after the last transaction)."""
-    test_end = (
-        pd.Timestamp(end) if end is not None else pd.Timestamp(times.max()).floor("D") + pd.Timedelta(days=1)
-    )
-    test_start = test_end - pd.Timedelta(days=split.test_days)
-    gap_start = test_start - pd.Timedelta(days=split.gap_days)
-    validation_start = gap_start - pd.Timedelta(days=split.validation_days)
-    train_start = validation_start - pd.Timedelta(days=split.train_days)
-    return SplitWindows(train_start, validation_start, gap_start, test_start, test_end)
-
-
-def training_end(cutoff: pd.Timestamp) -> pd.Timestamp:
-    """End of the out-of-time test window of a model trained at ``cutoff``: labels younger than the label
-    delay are unknown then, so the window ends a delay earlier, at a day boundary."""
-    return (pd.Timestamp(cutoff) - pd.Timedelta(days=LABEL_DELAY_DAYS)).floor("D")
 
 
 def known_at(transactions: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
@@ -140,29 +104,26 @@ class TrainingResult:
     evaluation: Evaluation = field(repr=False)
 
 
-def train_model(
-    features: pd.DataFrame,
-    *,
-    model_settings: ModelSettings,
-    training: TrainingSettings,
-    tracking_uri: str,
-    model_name: str,
-    family: Family | None = None,
-    data_snapshot: str = "",
-    artifact_location: str | None = None,
-    register: bool = True,
-    end: pd.Timestamp | None = None,
-    tags: Mapping[str, str] | None = None,
-) -> TrainingResult:
-    """Train one family on a features frame (:func:`fraudops.features.build_features`), evaluate it out
-    of time, log everything to MLflow and register the model as a new version of ``model_name``."""
-    import mlflow
-    from sklearn.metrics import average_precision_score
+@dataclass
+class Fitted:
+    """A fitted model and what its evaluation and its MLflow run need."""
 
-    from fraudops import tracking
+    family: Family
+    params: Params
+    model: FraudModel
+    windows: SplitWindows
+    train: Dataset
+    valid: Dataset
+    test_frame: pd.DataFrame
+    evaluation: Evaluation
+    train_seconds: float
 
-    family = family or model_settings.family
-    windows = time_split(features["tx_datetime"], training.split, end)
+
+def split_datasets(
+    features: pd.DataFrame, split: SplitSettings, end: pd.Timestamp | None
+) -> tuple[SplitWindows, Dataset, Dataset, pd.DataFrame]:
+    """The windows, the train and validation sets and the test rows; each must hold both classes."""
+    windows = time_split(features["tx_datetime"], split, end)
     masks = windows.masks(features["tx_datetime"])
     first = pd.Timestamp(features["tx_datetime"].min())
     if windows.train_start < first + pd.Timedelta(days=BURN_IN_DAYS):
@@ -176,8 +137,151 @@ def train_model(
     test_frame = features[masks["test"]]
     for name, data in (("train", train), ("validation", valid), ("test", _dataset(test_frame))):
         _check(name, data)
+    return windows, train, valid, test_frame
 
-    fit_options = FitOptions(
+
+def search_params(
+    family: Family, train: Dataset, valid: Dataset, training: TrainingSettings, base: Params,
+    options: FitOptions, experiment: str,
+) -> Params:  # fmt: skip
+    """The search's best point by validation average precision (each trial a nested MLflow run)."""
+    import mlflow
+    from sklearn.metrics import average_precision_score
+
+    best, best_ap = base, -1.0
+    space = getattr(training.search, family)
+    for i, candidate in enumerate(search_candidates(base, space, training.search.trials, training.seed)):
+        with mlflow.start_run(experiment_id=experiment, run_name=f"trial-{i}", nested=True):
+            trial = fit(family, train, valid, candidate, options)
+            ap = float(average_precision_score(valid.y, trial.predict(valid.X)))
+            mlflow.log_params(candidate.model_dump())
+            mlflow.log_metric("validation_average_precision", ap)
+        if ap > best_ap:
+            best_ap, best = ap, candidate
+    return best
+
+
+def fit_and_evaluate(
+    family: Family, params: Params, features: pd.DataFrame, data: tuple[SplitWindows, Dataset, Dataset,
+    pd.DataFrame], model_settings: ModelSettings, training: TrainingSettings, options: FitOptions,
+) -> Fitted:  # fmt: skip
+    """Fit ``family`` with ``params`` and evaluate it on the out-of-time window."""
+    windows, train, valid, test_frame = data
+    start = time.perf_counter()
+    model = fit(family, train, valid, params, options)
+    train_seconds = time.perf_counter() - start
+    result = evaluate(
+        model,
+        test_frame,
+        model_settings.thresholds,
+        latency_rows=training.latency_rows,
+        protocol=ProtocolWindow(windows.test_start, windows.test_end, features, LABEL_DELAY_DAYS),
+    )
+    return Fitted(family, params, model, windows, train, valid, test_frame, result, train_seconds)
+
+
+def run_params(
+    fitted: Fitted, model_settings: ModelSettings, training: TrainingSettings, data_snapshot: str
+) -> dict[str, Any]:
+    family, params = fitted.family, fitted.params
+    return {
+        "family": family,
+        **{f"{family}_{k}": v for k, v in params.model_dump().items()},
+        "class_weight": model_settings.class_weight,
+        "positive_weight": round(positive_weight(fitted.train.y, model_settings.class_weight), 4),
+        "early_stopping_rounds": training.early_stopping_rounds,
+        "best_iteration": fitted.model.best_iteration,
+        "threshold_review": model_settings.thresholds.review,
+        "threshold_block": model_settings.thresholds.block,
+        "label_delay_days": LABEL_DELAY_DAYS,
+        "features": ",".join(FEATURE_NAMES),
+        "train_rows": len(fitted.train.y),
+        "validation_rows": len(fitted.valid.y),
+        "search": training.search.enabled,
+        "seed": training.seed,
+        "data_snapshot": data_snapshot or "unrecorded",
+        **fitted.windows.as_params(),
+    }
+
+
+def run_metrics(fitted: Fitted) -> dict[str, float]:
+    from sklearn.metrics import average_precision_score
+
+    valid = fitted.valid
+    return {
+        **fitted.evaluation.metrics,
+        "validation_average_precision": float(
+            average_precision_score(valid.y, fitted.model.predict(valid.X))
+        ),
+        "train_seconds": fitted.train_seconds,
+        "train_fraud_rate": float(fitted.train.y.mean()),
+    }
+
+
+def log_training(
+    fitted: Fitted, params: dict[str, Any], metrics: dict[str, float], thresholds: Thresholds,
+    data_snapshot: str, fingerprint: str,
+) -> Any:  # fmt: skip
+    """Log the run's parameters, metrics, plots, inputs and model (in the active run); the ``ModelInfo``."""
+    import mlflow
+
+    from fraudops import tracking
+
+    model = fitted.model
+    mlflow.log_params(params)
+    mlflow.log_metrics(metrics)
+    mlflow.log_dict(
+        {"metrics": metrics, "params": params, "importance": model.importance()}, "evaluation/summary.json"
+    )
+    result = fitted.evaluation
+    tracking.log_figures(tracking.evaluation_figures(result.y, result.scores, thresholds, model.importance()))
+    example = tracking.example_frame(feature_matrix(fitted.test_frame))
+    signature = tracking.model_signature(example, model.predict(example.to_numpy()))
+    if data_snapshot:
+        tracking.log_snapshot_inputs(data_snapshot, fingerprint, signature.inputs)
+    return model.log_to_mlflow(name="model", signature=signature, input_example=example)
+
+
+def register_version(
+    registry: ModelRegistry, model_uri: str, run_id: str, fitted: Fitted, metrics: Mapping[str, float],
+    snapshot_tags: Mapping[str, str],
+) -> str:  # fmt: skip
+    registered = registry.register(
+        model_uri,
+        {
+            "family": fitted.family,
+            "run_id": run_id,
+            **snapshot_tags,
+            "test_window": fitted.windows.test_text,
+            "auc_roc": f"{metrics['auc_roc']:.4f}",
+            "average_precision": f"{metrics['average_precision']:.4f}",
+        },
+    )
+    return registered.version
+
+
+def train_model(
+    features: pd.DataFrame,
+    *,
+    model_settings: ModelSettings,
+    training: TrainingSettings,
+    tracking_uri: str,
+    registry: ModelRegistry | None = None,
+    family: Family | None = None,
+    data_snapshot: str = "",
+    artifact_location: str | None = None,
+    end: pd.Timestamp | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> TrainingResult:
+    """Train one family on a features frame (:func:`fraudops.features.build_features`), evaluate it out
+    of time, log everything to MLflow and, given a ``registry``, register the model as a new version."""
+    import mlflow
+
+    from fraudops import tracking
+
+    family = family or model_settings.family
+    data = split_datasets(features, training.split, end)
+    options = FitOptions(
         class_weight=model_settings.class_weight,
         threads=training.threads,
         seed=training.seed,
@@ -190,89 +294,26 @@ def train_model(
         "data.fingerprint": data_fingerprint(features),
         **(tags or {}),
     }
+    windows = data[0]
     with mlflow.start_run(experiment_id=experiment, run_name=f"{family}-{windows.test_start:%Y%m%d}") as run:
         mlflow.set_tags({"family": family, "fraudops.version": __version__, **snapshot_tags})
         params: Params = model_settings.params_of(family)
         if training.search.enabled:
-            space = getattr(training.search, family)
-            best_ap = -1.0
-            for i, candidate in enumerate(
-                search_candidates(params, space, training.search.trials, training.seed)
-            ):
-                with mlflow.start_run(experiment_id=experiment, run_name=f"trial-{i}", nested=True):
-                    trial = fit(family, train, valid, candidate, fit_options)
-                    ap = float(average_precision_score(valid.y, trial.predict(valid.X)))
-                    mlflow.log_params(candidate.model_dump())
-                    mlflow.log_metric("validation_average_precision", ap)
-                if ap > best_ap:
-                    best_ap, params = ap, candidate
-
-        start = time.perf_counter()
-        model = fit(family, train, valid, params, fit_options)
-        train_seconds = time.perf_counter() - start
-        result = evaluate(
-            model,
-            test_frame,
-            model_settings.thresholds,
-            latency_rows=training.latency_rows,
-            protocol=ProtocolWindow(windows.test_start, windows.test_end, features, LABEL_DELAY_DAYS),
+            params = search_params(family, data[1], data[2], training, params, options, experiment)
+        fitted = fit_and_evaluate(family, params, features, data, model_settings, training, options)
+        logged_params, metrics = (
+            run_params(fitted, model_settings, training, data_snapshot),
+            run_metrics(fitted),
         )
-
-        run_params: dict[str, Any] = {
-            "family": family,
-            **{f"{family}_{k}": v for k, v in params.model_dump().items()},
-            "class_weight": model_settings.class_weight,
-            "positive_weight": round(positive_weight(train.y, model_settings.class_weight), 4),
-            "early_stopping_rounds": training.early_stopping_rounds,
-            "best_iteration": model.best_iteration,
-            "threshold_review": model_settings.thresholds.review,
-            "threshold_block": model_settings.thresholds.block,
-            "label_delay_days": LABEL_DELAY_DAYS,
-            "features": ",".join(FEATURE_NAMES),
-            "train_rows": len(train.y),
-            "validation_rows": len(valid.y),
-            "search": training.search.enabled,
-            "seed": training.seed,
-            "data_snapshot": data_snapshot or "unrecorded",
-            **windows.as_params(),
-        }
-        mlflow.log_params(run_params)
-        metrics = {
-            **result.metrics,
-            "validation_average_precision": float(average_precision_score(valid.y, model.predict(valid.X))),
-            "train_seconds": train_seconds,
-            "train_fraud_rate": float(train.y.mean()),
-        }
-        mlflow.log_metrics(metrics)
-        mlflow.log_dict(
-            {"metrics": metrics, "params": run_params, "importance": model.importance()},
-            "evaluation/summary.json",
-        )
-        tracking.log_figures(
-            tracking.evaluation_figures(
-                result.y, result.scores, model_settings.thresholds, model.importance()
-            )
-        )
-        example = tracking.example_frame(feature_matrix(test_frame))
-        signature = tracking.model_signature(example, model.predict(example.to_numpy()))
-        if data_snapshot:
-            tracking.log_snapshot_inputs(data_snapshot, snapshot_tags["data.fingerprint"], signature.inputs)
-        info = model.log_to_mlflow(name="model", signature=signature, input_example=example)
+        info = log_training(
+            fitted, logged_params, metrics, model_settings.thresholds, data_snapshot,
+            snapshot_tags["data.fingerprint"],
+        )  # fmt: skip
         version = None
-        if register:
-            registered = tracking.register(
-                info.model_uri,
-                model_name,
-                {
-                    "family": family,
-                    "run_id": run.info.run_id,
-                    **snapshot_tags,
-                    "test_window": f"{windows.test_start.date()}..{windows.test_end.date()}",
-                    "auc_roc": f"{metrics['auc_roc']:.4f}",
-                    "average_precision": f"{metrics['average_precision']:.4f}",
-                },
+        if registry is not None:
+            version = register_version(
+                registry, info.model_uri, run.info.run_id, fitted, metrics, snapshot_tags
             )
-            version = str(registered.version)
             mlflow.set_tag("registered_version", version)
     return TrainingResult(
         family=family,
@@ -280,10 +321,10 @@ def train_model(
         model_uri=info.model_uri,
         model_version=version,
         metrics=metrics,
-        params=run_params,
+        params=logged_params,
         windows=windows,
-        model=model,
-        evaluation=result,
+        model=fitted.model,
+        evaluation=fitted.evaluation,
     )
 
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from fraudops import pipeline
 from fraudops.containers.compose import Compose, state_dir
 from fraudops.containers.engine import ensure_engine, stop_engine
+from fraudops.context import Context
 from fraudops.secrets import ensure_secrets, load_secrets
 from fraudops.settings import Settings, load_settings
 
@@ -26,7 +26,7 @@ PROJECT = "fraudops-compose-test"
 class ComposeStack:
     settings: Settings
     compose: Compose
-    ctx: pipeline.Context
+    ctx: Context
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -47,7 +47,7 @@ def compose_stack() -> Iterator[ComposeStack]:
     compose.up()
     compose.wait_ready(timeout=900)
     try:
-        yield ComposeStack(settings, compose, pipeline.Context(settings, load_secrets(settings.env_dir)))
+        yield ComposeStack(settings, compose, Context.of(settings, load_secrets(settings.env_dir)))
     finally:
         if os.environ.get("FRAUDOPS_COMPOSE_KEEP") != "1":
             compose.down(volumes=True)

@@ -21,6 +21,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource
 
 from fraudops import fraud_db, pipeline
 from fraudops.airflow_api import AirflowApi
+from fraudops.context import Context
 from fraudops.demo import DAG_ID, ensure_history
 from fraudops.history import next_stream_start
 from fraudops.stack.process import command_lines
@@ -91,7 +92,7 @@ def _tx_ids_after(bootstrap: str, topic: str, offsets: dict[int, int]) -> set[st
     return ids
 
 
-def _scored(ctx: pipeline.Context, ids: Iterable[str]) -> dict[str, str]:
+def _scored(ctx: Context, ids: Iterable[str]) -> dict[str, str]:
     """transaction id -> model version, for those of ``ids`` the scorer stored."""
     with fraud_db.connect(ctx.dsn) as conn, conn.cursor() as cur:
         cur.execute(
@@ -102,7 +103,7 @@ def _scored(ctx: pipeline.Context, ids: Iterable[str]) -> dict[str, str]:
         return dict(cur.fetchall())
 
 
-def _wait_scored(ctx: pipeline.Context, ids: set[str], timeout: float = 300) -> dict[str, str]:
+def _wait_scored(ctx: Context, ids: set[str], timeout: float = 300) -> dict[str, str]:
     deadline = time.monotonic() + timeout
     scored = _scored(ctx, ids)
     while len(scored) < len(ids) and time.monotonic() < deadline:
@@ -112,14 +113,14 @@ def _wait_scored(ctx: pipeline.Context, ids: set[str], timeout: float = 300) -> 
     return scored
 
 
-def _snapshot(ctx: pipeline.Context) -> dict[str, Any]:
+def _snapshot(ctx: Context) -> dict[str, Any]:
     """What must outlive the containers: rows, the champion, the artifacts, the Kafka log."""
     with fraud_db.connect(ctx.dsn) as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM transactions_raw")
         raw = cur.fetchone()[0]
         cur.execute("SELECT count(*) FROM transactions_with_score")
         scored = cur.fetchone()[0]
-    champion = pipeline._champion(ctx)
+    champion = ctx.registry.champion()
     return {
         "raw": raw,
         "scored": scored,
@@ -129,7 +130,7 @@ def _snapshot(ctx: pipeline.Context) -> dict[str, Any]:
     }
 
 
-def _artifact_keys(ctx: pipeline.Context) -> list[str]:
+def _artifact_keys(ctx: Context) -> list[str]:
     s3 = boto3.client(
         "s3",
         endpoint_url=ctx.settings.s3_endpoint_url,
@@ -218,15 +219,15 @@ def test_retraining_runs_on_the_celery_worker_and_crowns_a_champion(compose_stac
     hostnames = {ti["hostname"] for ti in api.task_instances(DAG_ID, run_id)}
     assert len(worker) == 1 and hostnames == {worker[0][:12]}, (hostnames, worker)
 
-    champion = pipeline._champion(ctx)
+    champion = ctx.registry.champion()
     assert champion is not None
     # the registry's own answer to "where are this version's files", proxied by the MLflow server to MinIO
-    location = ctx.client().get_model_version_download_uri(ctx.model_name, champion.version)
+    location = ctx.registry.client.get_model_version_download_uri(ctx.model_name, champion.version)
     prefix = location.removeprefix("mlflow-artifacts:/").strip("/") + "/"
     artifacts = [key for key in _artifact_keys(ctx) if key.startswith(prefix)]
     assert prefix + "MLmodel" in artifacts, f"no model at {location} in MinIO: {artifacts}"
     STORY["champion"] = champion.version
-    versions = ctx.client().search_model_versions(f"name='{ctx.model_name}'")
+    versions = ctx.registry.client.search_model_versions(f"name='{ctx.model_name}'")
     STORY["challenger"] = next(v.version for v in versions if v.version != champion.version)
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from fraudops import fraud_db
+from fraudops.features import FEATURE_NAMES
 from fraudops.model_config import SimulatorSettings
 from fraudops.simulator import SimulatedTransaction, stream_transactions
 
@@ -68,12 +69,15 @@ def train_tiny_model(seed: int, rounds: int) -> Any:
 def register_version(tracking_uri: str, name: str, seed: int, rounds: int, alias: str | None) -> str:
     import mlflow
 
-    from fraudops.tracking import experiment_id, use_tracking_uri
+    from fraudops.tracking import example_frame, experiment_id, model_signature, use_tracking_uri
 
     use_tracking_uri(tracking_uri)
     model = train_tiny_model(seed, rounds)
+    example = example_frame(np.zeros((2, len(FEATURE_NAMES))))
+    # the scorer loads only a model whose signature is its feature list
+    signature = model_signature(example, model.predict(example.to_numpy()))
     with mlflow.start_run(experiment_id=experiment_id("it-scorer")):
-        info = model.log_to_mlflow(name="model", signature=None, input_example=None)
+        info = model.log_to_mlflow(name="model", signature=signature, input_example=None)
     version = mlflow.register_model(info.model_uri, name).version
     if alias:
         mlflow.MlflowClient().set_registered_model_alias(name, alias, version)

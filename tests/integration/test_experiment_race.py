@@ -14,6 +14,7 @@ from mlflow import MlflowClient
 
 from fraudops.features import build_features
 from fraudops.model_config import SimulatorSettings
+from fraudops.registry import MlflowRegistry
 from fraudops.simulator import simulate
 from fraudops.tracking import experiment_id, use_tracking_uri
 
@@ -41,7 +42,7 @@ def _train_after_barrier(
             model_settings=settings.model,
             training=training,
             tracking_uri=settings.mlflow_tracking_uri,
-            model_name=model_name,
+            registry=MlflowRegistry.from_settings(settings, model_name=model_name),
             family=family,
         )
         out.put((family, "ok", result.run_id))

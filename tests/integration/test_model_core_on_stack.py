@@ -17,6 +17,7 @@ from fraudops import fraud_db
 from fraudops.cli import main
 from fraudops.features import build_features
 from fraudops.model_config import SimulatorSettings
+from fraudops.registry import MlflowRegistry
 from fraudops.simulator import simulate
 from fraudops.storage import s3_client
 from fraudops.train import train_model
@@ -102,7 +103,7 @@ def test_training_registers_a_version_with_artifacts_in_minio(running_stack) -> 
             model_settings=settings.model,
             training=training,
             tracking_uri=settings.mlflow_tracking_uri,
-            model_name=name,
+            registry=MlflowRegistry.from_settings(settings, model_name=name),
             family="xgboost",
             data_snapshot="s3://fraud-lake/it/snapshot.parquet",
         )

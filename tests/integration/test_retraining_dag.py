@@ -17,6 +17,7 @@ import pytest
 
 from fraudops import fraud_db, pipeline
 from fraudops.airflow_api import AirflowApi
+from fraudops.context import Context
 from fraudops.history import load_simulated_history, world_ending_today
 from fraudops.model_config import SimulatorSettings
 from fraudops.signals import read_model_updates
@@ -30,8 +31,8 @@ WORLD = SimulatorSettings(n_customers=1000, n_terminals=2000, n_days=170, seed=1
 
 
 @pytest.fixture(scope="module")
-def ctx(running_stack) -> Iterator[pipeline.Context]:
-    ctx = pipeline.Context(running_stack.settings, running_stack.secrets)
+def ctx(running_stack) -> Iterator[Context]:
+    ctx = Context.of(running_stack.settings, running_stack.secrets)
     use_tracking_uri(ctx.settings.mlflow_tracking_uri)
     # the DAG reads the fraud database: give it history up to today if it has none, and take it away after
     with fraud_db.connect(ctx.dsn) as conn, conn.cursor() as cur:
@@ -62,16 +63,14 @@ def _run(api: AirflowApi, conf: dict | None = None, timeout: float = 900) -> tup
 
 
 def _champion(ctx) -> str | None:
-    version = pipeline._champion(ctx)
+    version = ctx.registry.champion()
     return version.version if version else None
 
 
 def _versions_of(ctx, run_id: str) -> dict[str, list[str]]:
     key = pipeline.run_key_of(run_id)
     found: dict[str, list[str]] = {}
-    for v in ctx.client().search_model_versions(
-        f"name = '{ctx.model_name}' and tags.`{pipeline.RUN_KEY_TAG}` = '{key}'"
-    ):
+    for v in ctx.registry.find({pipeline.RUN_KEY_TAG: key}):
         found.setdefault(v.tags["family"], []).append(v.version)
     return found
 
@@ -101,7 +100,7 @@ def test_a_run_trains_each_family_registers_and_sets_a_champion(ctx, api, runnin
 
     # every training logged its model to MinIO through the MLflow server
     for version in all_versions:
-        run = ctx.client().get_run(ctx.client().get_model_version(ctx.model_name, version).run_id)
+        run = ctx.registry.client.get_run(ctx.registry.get(version).run_id)
         assert run.info.artifact_uri.startswith("mlflow-artifacts:")
         assert "auc_roc" in run.data.metrics
 
@@ -155,7 +154,7 @@ def test_a_corrupted_snapshot_stops_the_run_before_training(ctx, api) -> None:
     frame.loc[frame.index[:10], "tx_amount"] = float("nan")  # null amounts
     frame["tx_fraud"] = (frame.index % 2).astype("int8")  # 50 % fraud
     uri = f"s3://{ctx.settings.minio.buckets.lake}/it/corrupted-{uuid.uuid4().hex[:8]}.parquet"
-    pipeline.write_frame(ctx, frame, uri)
+    ctx.lake.write(frame, uri)
 
     run_id, state = _run(api, {"snapshot_uri": uri})
     assert state == "failed"
@@ -179,7 +178,7 @@ def test_a_corrupted_snapshot_stops_the_run_before_training(ctx, api) -> None:
         filter_string=f"tags.`{pipeline.RUN_KEY_TAG}` = '{pipeline.run_key_of(run_id)}'",
     )
     assert runs and runs[0].data.tags["validation.success"] == "False"
-    artifacts = [a.path for a in ctx.client().list_artifacts(runs[0].info.run_id, "data_docs")]
+    artifacts = [a.path for a in ctx.registry.client.list_artifacts(runs[0].info.run_id, "data_docs")]
     assert "data_docs/index.html" in artifacts
     result = mlflow.artifacts.load_dict(f"runs:/{runs[0].info.run_id}/validation/result.json")
     failures = result["failures"]

@@ -74,12 +74,13 @@ def test_the_stateful_scorers_state_is_moved_out_of_a_local_checkpoint(tmp_path)
 
 
 def test_promotion_and_the_scorer_share_one_champion_alias(monkeypatch) -> None:
-    from fraudops.pipeline import Context
+    from fraudops.context import Context
     from fraudops.settings import load_settings
 
     monkeypatch.setenv("FRAUDOPS_MLFLOW__CHAMPION_ALIAS", "production")
     monkeypatch.setenv("FRAUDOPS_MLFLOW__PREVIOUS_ALIAS", "production-before")
     settings = load_settings()
-    ctx = Context(settings, {})
-    assert ctx.champion == "production" and ctx.previous == "production-before"
+    ctx = Context.of(settings, {})
+    assert ctx.registry.champion_alias == "production"
+    assert ctx.registry.previous_alias == "production-before"
     assert ScorerOptions.from_settings(settings, dsn="postgresql://x").alias == "production"

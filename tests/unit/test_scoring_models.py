@@ -9,11 +9,11 @@ import pytest
 from fraudops.features import feature_matrix
 from fraudops.model_config import XGBoostParams
 from fraudops.model_families import Dataset, fit_xgboost
+from fraudops.registry import MlflowRegistry
 from fraudops.scoring.models import (
     ChampionWatcher,
     LoadedModel,
     ModelInfo,
-    Registry,
     load_last_known_good,
     save_last_known_good,
 )
@@ -48,12 +48,12 @@ def test_unreachable_registry_starts_from_last_known_good(tmp_path, tiny_model, 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     model, _ = tiny_model
-    dead = Registry("http://127.0.0.1:9")  # discard port: nothing listens
-    watcher = ChampionWatcher(dead, "m", "champion", tmp_path, poll_interval_s=3600)
+    dead = MlflowRegistry("http://127.0.0.1:9", "m", "champion", "previous")  # discard port: nobody listens
+    watcher = ChampionWatcher(dead, tmp_path, poll_interval_s=3600)
     with pytest.raises(RuntimeError, match="no champion"):
         watcher.start()
     save_last_known_good(tmp_path, LoadedModel(ModelInfo("m", "7", "xgboost"), model))
-    watcher = ChampionWatcher(dead, "m", "champion", tmp_path, poll_interval_s=3600)
+    watcher = ChampionWatcher(dead, tmp_path, poll_interval_s=3600)
     try:
         assert watcher.start().info.version == "7"
         assert watcher.for_batch().info.source == "last-known-good"
@@ -63,7 +63,9 @@ def test_unreachable_registry_starts_from_last_known_good(tmp_path, tiny_model, 
 
 def test_a_staged_model_takes_over_only_at_the_next_batch(tmp_path, tiny_model) -> None:
     model, _ = tiny_model
-    watcher = ChampionWatcher(Registry("http://127.0.0.1:9"), "m", "champion", tmp_path, 3600)
+    watcher = ChampionWatcher(
+        MlflowRegistry("http://127.0.0.1:9", "m", "champion", "previous"), tmp_path, 3600
+    )
     watcher.current = LoadedModel(ModelInfo("m", "1", "xgboost"), model)
     batch_model = watcher.for_batch()
     watcher._staged = LoadedModel(ModelInfo("m", "2", "xgboost"), model)

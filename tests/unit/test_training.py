@@ -18,6 +18,7 @@ from fraudops.model_config import (
     TrainingSettings,
     XGBoostParams,
 )
+from fraudops.registry import MlflowRegistry
 from fraudops.train import TrainingResult, search_candidates, time_split, train_model
 
 MODEL_NAME = "fraud-detector"
@@ -43,7 +44,7 @@ class Store:
             model_settings=MODEL,
             training=TRAINING,
             tracking_uri=self.uri,
-            model_name=MODEL_NAME,
+            registry=MlflowRegistry(self.uri, MODEL_NAME, "champion", "previous"),
             data_snapshot="s3://fraud-lake/snapshots/unit.parquet",
             artifact_location=self.artifacts,
         )
@@ -156,7 +157,7 @@ def test_logged_model_has_signature_example_and_reloads_natively(
 ) -> None:
     import mlflow
 
-    from fraudops.model_families import load_model
+    from fraudops.registry import load_model
 
     mlflow.set_tracking_uri(store.uri)
     X = feature_matrix(small_features.tail(500))
@@ -187,7 +188,7 @@ def test_search_keeps_the_best_trial(store: Store, small_features: pd.DataFrame)
         family="xgboost",
         training=training,
         model_settings=MODEL.model_copy(update={"xgboost": base}),
-        register=False,
+        registry=None,
     )
     assert result.model_version is None
     client = _client(store)
@@ -202,7 +203,7 @@ def test_search_keeps_the_best_trial(store: Store, small_features: pd.DataFrame)
 
 def test_a_window_without_fraud_is_refused(store: Store, small_features: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="needs both classes"):
-        store.train(small_features.assign(tx_fraud=0), family="xgboost", register=False)
+        store.train(small_features.assign(tx_fraud=0), family="xgboost", registry=None)
 
 
 def test_a_deleted_experiment_is_restored(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from fraudops.commands.model import train_command
 from fraudops.features import build_features, feature_matrix
 from fraudops.labels import label_records, labels_known_at
-from fraudops.model_families import load_model
+from fraudops.registry import load_model
 from fraudops.schema import EVENT_COLUMNS
 from fraudops.settings import load_settings
 from fraudops.simulator import write_parquet
@@ -55,10 +55,8 @@ def test_the_dag_and_the_cli_train_the_same_model(
         model_settings=settings.model,
         training=settings.training,
         tracking_uri=uri,
-        model_name=settings.mlflow.model_name,
         family=family,
         artifact_location=str(tmp_path / "artifacts"),
-        register=False,
     )
 
     source = tmp_path / "transactions.parquet"

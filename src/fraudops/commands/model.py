@@ -288,17 +288,19 @@ def train_command(
             update={"search": training.search.model_copy(update={"enabled": search})}
         )
     families = FAMILIES if family == "all" else (family or settings.model.family,)
+    from fraudops.registry import MlflowRegistry
+
+    registry = MlflowRegistry.from_settings(settings, tracking_uri=uri) if register else None
     summary = []
     for fam in families:
         options: dict[str, Any] = dict(
             model_settings=settings.model,
             training=training,
             tracking_uri=uri,
-            model_name=settings.mlflow.model_name,
+            registry=registry,
             family=fam,
             data_snapshot=snapshot or str(path),
             artifact_location=artifact_location,
-            register=register,
         )
         result = train_model(features, **options) if at is None else train_at_cutoff(features, at, **options)
         w = result.windows
@@ -358,7 +360,7 @@ def evaluate_command(
 
     from fraudops.evaluation import ProtocolWindow, evaluate
     from fraudops.features import LABEL_DELAY_DAYS
-    from fraudops.model_families import load_model
+    from fraudops.registry import load_model
     from fraudops.tracking import use_tracking_uri
     from fraudops.train import labelled
 
@@ -400,7 +402,7 @@ def score_file(
     """Per-transaction scores and decisions of a transactions or features file, written to ``out``."""
     from fraudops.decisions import scored_frame
     from fraudops.features import feature_matrix
-    from fraudops.model_families import load_model
+    from fraudops.registry import load_model
     from fraudops.simulator import write_parquet
     from fraudops.tracking import use_tracking_uri
 

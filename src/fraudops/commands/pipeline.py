@@ -10,7 +10,7 @@ import click
 
 
 def _ctx() -> Any:
-    from fraudops.pipeline import Context
+    from fraudops.context import Context
 
     return Context.load()
 
@@ -97,22 +97,12 @@ def train_cmd(features_uri: str, family: str, cutoff: str | None, run_key: str, 
     "--force", is_flag=True, help="Promote the best candidate even if it does not beat the champion."
 )
 def run_cmd(cutoff: str | None, run_key: str, families: tuple[str, ...], dry_run: bool, force: bool) -> None:
-    """The whole pipeline in this process, without Airflow."""
+    """The whole pipeline in this process, without Airflow (the DAG's steps, in its order)."""
     from fraudops import pipeline
 
     ctx = _ctx()
-    at = _cutoff(cutoff)
-    snapshot = pipeline.extract(ctx, at, ctx.settings.pipeline.window_days, run_key)
-    click.echo(f"snapshot: {snapshot}")
-    pipeline.validate(ctx, snapshot, at, run_key)
-    features = pipeline.build_feature_snapshot(ctx, snapshot, run_key)
-    candidates = [
-        pipeline.train(ctx, features, f, run_key, at) for f in families or ctx.settings.pipeline.families
-    ]
-    decision = pipeline.evaluate(ctx, features, candidates, at, force=force)
-    promotion = pipeline.promote(ctx, decision, dry_run=dry_run)
-    signalled = pipeline.signal(ctx, promotion)
-    _echo({"decision": decision["reason"], "promotion": promotion, "signalled": signalled})
+    params = pipeline.RunParams.of(ctx.settings, cutoff, families=families, dry_run=dry_run, force=force)
+    _echo(pipeline.run_all(ctx, params, run_key))
 
 
 @click.command("promote")
@@ -121,8 +111,12 @@ def run_cmd(cutoff: str | None, run_key: str, families: tuple[str, ...], dry_run
 def promote_command(version: str, reason: str) -> None:
     """Make VERSION the champion (the old one becomes @previous) and signal the scorers."""
     from fraudops import pipeline
+    from fraudops.registry import NoSuchVersion
 
-    _echo(pipeline.promote_version(_ctx(), version, reason))
+    try:
+        _echo(pipeline.promote_version(_ctx(), version, reason))
+    except NoSuchVersion as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @click.command("rollback")

@@ -98,8 +98,9 @@ def kafka_source(spark: Any, bootstrap_servers: str, options: ScorerOptions) -> 
 def build_scorer(settings: Settings, options: ScorerOptions) -> tuple[Any, Any]:
     """The champion watcher (started) and the foreachBatch body."""
     from fraudops import fraud_db
+    from fraudops.registry import MlflowRegistry
     from fraudops.scoring.customers import CustomerWindows
-    from fraudops.scoring.models import ChampionWatcher, Registry
+    from fraudops.scoring.models import ChampionWatcher
     from fraudops.scoring.parse import EventTimeWindow
     from fraudops.scoring.sinks import BatchScorer, KafkaOut
     from fraudops.scoring.store import PostgresStore
@@ -111,9 +112,7 @@ def build_scorer(settings: Settings, options: ScorerOptions) -> tuple[Any, Any]:
         ["transactions_raw", "fraud_labels", "transactions_with_score", "fraud_alerts", "scorer_batches"],
     )
     watcher = ChampionWatcher(
-        Registry(settings.mlflow_tracking_uri),
-        options.model_name,
-        options.alias,
+        MlflowRegistry.from_settings(settings, model_name=options.model_name, champion_alias=options.alias),
         options.last_known_good_dir,
         options.poll_interval_s,
         settings.kafka_bootstrap_servers,

@@ -18,7 +18,8 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from fraudops.model_families import CatBoostModel, FraudModel, XGBoostModel, load_model
+from fraudops.model_families import CatBoostModel, FraudModel, XGBoostModel
+from fraudops.registry import ModelRegistry
 
 log = logging.getLogger(__name__)
 
@@ -90,46 +91,23 @@ def load_last_known_good(folder: Path, name: str) -> LoadedModel:
     return LoadedModel(info, model)
 
 
-# -- the registry ------------------------------------------------------------------------------------------
-
-
-class Registry:
-    """The MLflow model registry, as much of it as the scorer needs."""
-
-    def __init__(self, tracking_uri: str) -> None:
-        from mlflow import MlflowClient
-
-        self.tracking_uri = tracking_uri
-        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-
-    def version_of(self, name: str, alias: str) -> tuple[str, str]:
-        """(version, run id) the alias points at."""
-        mv = self.client.get_model_version_by_alias(name, alias)
-        return str(mv.version), mv.run_id or ""
-
-    def load(self, name: str, version: str, run_id: str = "") -> LoadedModel:
-        import mlflow
-
-        mlflow.set_tracking_uri(self.tracking_uri)
-        mlflow.set_registry_uri(self.tracking_uri)
-        # a version, not the alias: the alias may move while we download
-        model = load_model(f"models:/{name}/{version}")
-        return LoadedModel(ModelInfo(name, version, model.family, run_id), model)
+# -- the champion ------------------------------------------------------------------------------------------
 
 
 class ChampionWatcher:
+    """Follows the registry's champion alias (:class:`fraudops.registry.ModelRegistry`, whose alias comes
+    from the settings, as the pipeline's that moves it)."""
+
     def __init__(
         self,
-        registry: Registry,
-        name: str,
-        alias: str,
+        registry: ModelRegistry,
         last_known_good: Path,
         poll_interval_s: float,
         bootstrap_servers: str | None = None,
         updates_topic: str | None = None,
     ) -> None:
         self.registry = registry
-        self.name, self.alias = name, alias
+        self.name, self.alias = registry.model_name, registry.champion_alias
         self.last_known_good = last_known_good
         self.poll_interval_s = poll_interval_s
         self.bootstrap_servers, self.updates_topic = bootstrap_servers, updates_topic
@@ -185,10 +163,13 @@ class ChampionWatcher:
 
     # -- background work ----------------------------------------------------------------------------------
     def _fetch(self, known: str | None = None) -> LoadedModel | None:
-        version, run_id = self.registry.version_of(self.name, self.alias)
-        if version == known:
+        champion = self.registry.champion()
+        if champion is None:
+            raise LookupError(f"{self.name} has no @{self.alias} version")
+        if champion.version == known:
             return None
-        loaded = self.registry.load(self.name, version, run_id)
+        model = self.registry.load(champion.version)  # a version: the alias may move while we download
+        loaded = LoadedModel(ModelInfo(self.name, champion.version, model.family, champion.run_id), model)
         try:
             save_last_known_good(self.last_known_good, loaded)
         except OSError as exc:

@@ -1,0 +1,79 @@
+"""What an entry point hands the package: the settings and the secrets, loaded once, and the external
+systems built from them (the model registry, the data lake, the audit log, the reload signal).
+
+An entry point (a CLI command, a DAG task, the scorer's job) calls :meth:`Context.load` once and passes
+the context down; nothing below it reads the settings or the secrets again. Unit tests build a context
+with in-memory implementations of the same interfaces (:meth:`Context.of` takes them as overrides).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from fraudops.settings import Settings
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fraudops.audit import AuditLog
+    from fraudops.lake import Lake
+    from fraudops.registry import ModelRegistry
+    from fraudops.signals import ModelUpdate
+
+
+@dataclass(frozen=True)
+class Context:
+    settings: Settings
+    secrets: Mapping[str, str]
+    registry: ModelRegistry
+    lake: Lake
+    audit: AuditLog
+    # tells the scorers a new champion is in force (a `model_updates` event)
+    publish: Callable[[ModelUpdate], Any]
+
+    @classmethod
+    def load(cls) -> Context:
+        """The settings and the secrets, read once."""
+        from fraudops.secrets import load_secrets
+        from fraudops.settings import load_settings
+
+        settings = load_settings()
+        return cls.of(settings, load_secrets(settings.env_dir))
+
+    @classmethod
+    def of(cls, settings: Settings, secrets: Mapping[str, str], **parts: Any) -> Context:
+        """The product's registry, lake, audit log and signal, unless ``parts`` names others."""
+        from fraudops.audit import PostgresAudit
+        from fraudops.lake import S3Lake
+        from fraudops.registry import MlflowRegistry
+
+        def publish(update: ModelUpdate) -> None:
+            from fraudops.signals import publish_model_update
+
+            publish_model_update(settings.kafka_bootstrap_servers, update)
+
+        defaults: dict[str, Callable[[], Any]] = {
+            "registry": lambda: MlflowRegistry.from_settings(settings),
+            "lake": lambda: S3Lake(settings, secrets),
+            "audit": lambda: PostgresAudit(settings, secrets),
+            "publish": lambda: publish,
+        }
+        unknown = set(parts) - set(defaults)
+        if unknown:
+            raise TypeError(f"unknown context parts: {sorted(unknown)}")
+        built = {name: parts[name] if name in parts else make() for name, make in defaults.items()}
+        return cls(settings, secrets, **built)
+
+    @property
+    def dsn(self) -> str:
+        """The fraud database, logged in as its own role."""
+        from fraudops.connections import component_url
+
+        return component_url(self.settings, self.secrets, "fraud", driver="postgresql")
+
+    @property
+    def model_name(self) -> str:
+        return self.registry.model_name
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        return f"{self.settings.mlflow_tracking_uri}/#/experiments/{experiment_id}/runs/{run_id}"
