@@ -16,12 +16,21 @@ ROLE_PASSWORDS = {
 }
 
 
+def _postgres(settings: Settings) -> str:
+    return f"{settings.host_of('postgres')}:{settings.stack.ports.postgres}"
+
+
 def superuser_dsn(settings: Settings, secrets: Mapping[str, str], database: str = "postgres") -> str:
-    user = secrets.get("POSTGRES_USER", settings.postgres.superuser)
-    return (
-        f"host={settings.host_of('postgres')} port={settings.stack.ports.postgres} dbname={database} "
-        f"user={user} password={secrets['POSTGRES_PASSWORD']}"
-    )
+    """The cluster's superuser (what creates the roles and databases), as a libpq URL."""
+    user = quote(secrets.get("POSTGRES_USER", settings.postgres.superuser), safe="")
+    password = quote(secrets["POSTGRES_PASSWORD"], safe="")
+    return f"postgresql://{user}:{password}@{_postgres(settings)}/{database}"
+
+
+def redis_url(settings: Settings, secrets: Mapping[str, str], database: int = 0) -> str:
+    """Redis (Airflow's Celery broker), with its password URL-quoted."""
+    password = quote(secrets["REDIS_PASSWORD"], safe="")
+    return f"redis://:{password}@{settings.host_of('redis')}:{settings.stack.ports.redis}/{database}"
 
 
 def component_url(
@@ -33,7 +42,4 @@ def component_url(
     URL-quoted."""
     database = settings.postgres.databases[component]
     password = quote(secrets[ROLE_PASSWORDS[component]], safe="")
-    return (
-        f"{driver}://{component}:{password}@{settings.host_of('postgres')}:"
-        f"{settings.stack.ports.postgres}/{database}"
-    )
+    return f"{driver}://{component}:{password}@{_postgres(settings)}/{database}"

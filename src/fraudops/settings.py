@@ -19,7 +19,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from fraudops.model_config import ModelSettings, SimulatorSettings, TrainingSettings
 from fraudops.pipeline_config import PipelineSettings
-from fraudops.scoring.config import ScorerSettings
+from fraudops.scorer_config import ScorerSettings
 from fraudops.strict import StrictModel
 
 CONFIG_FILE = Path("configs") / "fraudops.yaml"

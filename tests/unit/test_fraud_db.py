@@ -49,3 +49,20 @@ def test_every_component_url_reads_the_database_mapping_one_way(monkeypatch) -> 
     assert fraud_db.fraud_dsn(settings, secrets) == f"postgresql://fraud:a%3Ab%40c@{host}/fraud_prod"
     assert component_url(settings, secrets, "mlflow") == f"postgresql+psycopg2://mlflow:m%2Fn@{host}/ml"
     assert component_url(settings, secrets, "airflow").endswith(f"://airflow:x%25y@{host}/af")
+
+
+def test_superuser_and_redis_urls_quote_their_passwords(monkeypatch) -> None:
+    import psycopg2.extensions
+
+    from fraudops.connections import redis_url, superuser_dsn
+    from fraudops.settings import load_settings
+
+    monkeypatch.setenv("FRAUDOPS_STACK__PORTS__POSTGRES", "6543")
+    settings = load_settings()
+    secrets = {"POSTGRES_PASSWORD": "a b@c/d", "REDIS_PASSWORD": "r:s@t"}
+    dsn = superuser_dsn(settings, secrets, database="fraud")
+    # libpq's own parser reads back what we meant
+    parsed = psycopg2.extensions.parse_dsn(dsn)
+    assert parsed["password"] == "a b@c/d" and parsed["port"] == "6543" and parsed["dbname"] == "fraud"
+    assert parsed["user"] == settings.postgres.superuser
+    assert redis_url(settings, secrets).startswith("redis://:r%3As%40t@")

@@ -175,14 +175,18 @@ def score_command(  # type: ignore[no-untyped-def]
         return
     from dataclasses import replace
 
+    from fraudops.fraud_db import fraud_dsn
     from fraudops.scoring.job import ScorerFailed, ScorerOptions, checkpoint_location, run
+    from fraudops.secrets import load_secrets
 
     if overrides["checkpoint_location"]:
         overrides["checkpoint_location"] = checkpoint_location(Path.cwd(), overrides["checkpoint_location"])
-    options = ScorerOptions.from_settings(settings, **overrides)
+    # read once: the database's role and, with s3a:// checkpoints, the object store's keys
+    secrets = load_secrets(settings.env_dir)
+    options = ScorerOptions.from_settings(settings, fraud_dsn(settings, secrets), **overrides)
     if no_ui:
         options = replace(options, ui_port=None)
     try:
-        run(settings, options)
+        run(settings, options, secrets)
     except ScorerFailed as exc:
         raise click.ClickException(str(exc)) from exc

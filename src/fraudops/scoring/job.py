@@ -45,13 +45,9 @@ class ScorerOptions:
     ui_port: int | None
 
     @classmethod
-    def from_settings(cls, settings: Settings, dsn: str | None = None, **overrides: Any) -> ScorerOptions:
+    def from_settings(cls, settings: Settings, dsn: str, **overrides: Any) -> ScorerOptions:
+        """``dsn``: the fraud database (from the secrets the entry point loaded)."""
         s = settings.scorer
-        if dsn is None:
-            from fraudops.fraud_db import fraud_dsn
-            from fraudops.secrets import load_secrets
-
-            dsn = fraud_dsn(settings, load_secrets(settings.env_dir))
         options = cls(
             model_name=settings.mlflow.model_name,
             alias=settings.mlflow.champion_alias,
@@ -267,7 +263,7 @@ def failure_message(error: str, checkpoint: str) -> str:
     return f"scorer query failed: {error}"
 
 
-def run(settings: Settings, options: ScorerOptions) -> None:
+def run(settings: Settings, options: ScorerOptions, secrets: Mapping[str, str]) -> None:
     """Run the scorer until SIGTERM/SIGINT (graceful: the current micro-batch finishes)."""
     from pyspark.errors import StreamingQueryException
 
@@ -281,9 +277,7 @@ def run(settings: Settings, options: ScorerOptions) -> None:
     spark = build_session(settings, "score_transactions", **session_conf(settings, options))
     spark.sparkContext.setLogLevel("WARN")
     if options.checkpoint_location.startswith("s3a://"):
-        from fraudops.secrets import load_secrets
-
-        set_s3a_keys(spark, load_secrets(settings.env_dir))
+        set_s3a_keys(spark, secrets)
     query = start_query(spark, settings, options, scorer)
     log.info(
         "scoring %s -> %s with %s@%s; checkpoints %s; Spark application %s on %s",

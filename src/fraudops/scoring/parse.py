@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from fraudops.schema import printable, validate_event
-from fraudops.scoring.config import ScorerSettings
+from fraudops.scorer_config import ScorerSettings
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from fraudops.connections import component_url
+from fraudops.connections import component_url, redis_url
 from fraudops.settings import Settings
 
 # users and roles (Admin, Op, User, Viewer, custom ones) kept in the metadata database, managed in the UI
@@ -23,7 +23,6 @@ def airflow_home(settings: Settings) -> Path:
 
 
 def airflow_environment(settings: Settings, secrets: Mapping[str, str]) -> dict[str, str]:
-    redis_host = settings.host_of("redis")
     api_host = settings.host_of("airflow")
     port = settings.stack.ports.airflow
     database = component_url(settings, secrets, "airflow")
@@ -39,8 +38,7 @@ def airflow_environment(settings: Settings, secrets: Mapping[str, str]) -> dict[
         # workers report task state to the api-server; without this every task fails
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{api_host}:{port}/execution/",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database,
-        "AIRFLOW__CELERY__BROKER_URL": f"redis://:{secrets['REDIS_PASSWORD']}@{redis_host}:"
-        f"{settings.stack.ports.redis}/0",
+        "AIRFLOW__CELERY__BROKER_URL": redis_url(settings, secrets),
         "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + database.replace("+psycopg2", ""),
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(settings.airflow.worker_concurrency),
         "AIRFLOW__CELERY__FLOWER_HOST": settings.stack.host,
