@@ -27,7 +27,7 @@ from fraudops import fraud_db
 from fraudops.audit import AuditRow, row_key
 from fraudops.context import Context
 from fraudops.model_config import ModelSettings
-from fraudops.promotion import Candidate, Decision, decide
+from fraudops.promotion import Candidate, PromotionDecision, decide_promotion
 from fraudops.settings import Settings
 from fraudops.train import labelled
 from fraudops.validation import DataValidationError  # noqa: F401  (re-exported: the DAG catches it)
@@ -301,7 +301,7 @@ def evaluate(
     ]
     champion = ctx.registry.champion()
     champion_metrics = metrics_of(champion.version) if champion else None
-    decision = decide(
+    decision = decide_promotion(
         scored,
         champion.version if champion else None,
         champion_metrics,
@@ -350,7 +350,8 @@ def promote(
     Returns ``promoted`` (the candidate is champion because of this decision) and ``changed`` (aliases
     moved now; false on a re-run, which never flips them twice).
     """
-    d = Decision.from_dict({k: v for k, v in decision.items() if k not in ("test_window", "data_snapshot")})
+    extra = ("test_window", "data_snapshot")
+    d = PromotionDecision.from_dict({k: v for k, v in decision.items() if k not in extra})
     key = row_key(run_key, "promote")
 
     def row(event: str, verdict: str, reason: str, alias: str | None = None) -> AuditRow:

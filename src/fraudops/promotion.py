@@ -25,7 +25,7 @@ class Candidate:
 
 
 @dataclass(frozen=True)
-class Decision:
+class PromotionDecision:
     promote: bool
     reason: str
     candidate: Candidate | None
@@ -37,7 +37,7 @@ class Decision:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, raw: Mapping) -> Decision:
+    def from_dict(cls, raw: Mapping) -> PromotionDecision:
         candidate = Candidate(**raw["candidate"]) if raw.get("candidate") else None
         return cls(**{**raw, "candidate": candidate})
 
@@ -63,14 +63,14 @@ def gate_failures(metrics: Metrics, gates: PromotionGates) -> list[str]:
     return failures
 
 
-def decide(
+def decide_promotion(
     candidates: list[Candidate],
     champion_version: str | None,
     champion_metrics: Metrics | None,
     gates: PromotionGates,
     *,
     force: bool = False,
-) -> Decision:
+) -> PromotionDecision:
     metric = gates.primary_metric
     failures = {c.family: gate_failures(c.metrics, gates) for c in candidates}
     eligible = [c for c in candidates if not failures[c.family]]
@@ -78,7 +78,7 @@ def decide(
     if not eligible:
         # the best of the rejected is named, so the rejection is recorded against a version
         best_rejected = max(candidates, key=lambda c: _value(c.metrics, metric), default=None)
-        return Decision(
+        return PromotionDecision(
             False,
             "no candidate passes the absolute gates",
             best_rejected,
@@ -88,16 +88,16 @@ def decide(
         )
     best = max(eligible, key=lambda c: _value(c.metrics, metric))
     if champion_version is None:
-        return Decision(
+        return PromotionDecision(
             True, f"first champion: {best.family} v{best.version}", best, None, champion, failures
         )
     if best.version == champion_version:
-        return Decision(
+        return PromotionDecision(
             False, f"v{best.version} is already champion", best, champion_version, champion, failures
         )
     ours, theirs = best.metrics.get(metric, math.nan), champion.get(metric, math.nan)
     if force:
-        return Decision(
+        return PromotionDecision(
             True,
             f"forced: {metric} {ours:.4f} vs champion {theirs:.4f}",
             best,
@@ -106,7 +106,7 @@ def decide(
             failures,
         )
     if math.isnan(theirs) or (ours > theirs and ours - theirs >= gates.min_improvement):
-        return Decision(
+        return PromotionDecision(
             True,
             f"{metric} {ours:.4f} beats champion v{champion_version} ({theirs:.4f})",
             best,
@@ -114,7 +114,7 @@ def decide(
             champion,
             failures,
         )
-    return Decision(
+    return PromotionDecision(
         False,
         f"{metric} {ours:.4f} does not beat champion v{champion_version} ({theirs:.4f} + "
         f"{gates.min_improvement})",

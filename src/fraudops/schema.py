@@ -2,8 +2,8 @@
 
 Producer, importer, trainer and the streaming scorer all derive what they need from :data:`EVENT_FIELDS`
 and :data:`LABEL_FIELDS`: event validation (:func:`validate_event`), frame validation
-(:func:`frame_problems`), the pandas dtypes (:func:`pandas_dtypes`) and the Spark ``StructType``
-(:func:`spark_schema`). Nothing else spells out the fields.
+(:func:`frame_problems`) and the pandas dtypes (:func:`pandas_dtypes`). Nothing else spells out the
+fields.
 
 Times are UTC. On the wire ``tx_datetime`` is an ISO-8601 string; in frames it is a naive
 ``datetime64[ns]`` holding UTC, because the simulator, Parquet snapshots and Postgres ``timestamp``
@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
-    from pyspark.sql.types import StructType
 
 Kind = Literal["string", "timestamp", "int", "float"]
 
@@ -91,22 +90,6 @@ def pandas_dtypes(*, labels: bool = True) -> dict[str, str]:
     if labels:
         dtypes.update({f.name: _LABEL_DTYPE for f in LABEL_FIELDS})
     return dtypes
-
-
-def spark_schema(*, labels: bool = False) -> StructType:
-    """The Spark ``StructType`` of an event (JSON ``tx_datetime`` parses as a timestamp)."""
-    from pyspark.sql import types as T  # heavy: only the scorer needs it
-
-    spark_types = {
-        "string": T.StringType(),
-        "timestamp": T.TimestampType(),
-        "int": T.LongType(),
-        "float": T.DoubleType(),
-    }
-    fields = [T.StructField(f.name, spark_types[f.kind], nullable=False) for f in EVENT_FIELDS]
-    if labels:
-        fields += [T.StructField(f.name, T.IntegerType(), nullable=False) for f in LABEL_FIELDS]
-    return T.StructType(fields)
 
 
 # -- single events -------------------------------------------------------------------------------------

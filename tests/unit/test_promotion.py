@@ -3,7 +3,7 @@ from __future__ import annotations
 import math
 
 from fraudops.pipeline_config import PromotionGates
-from fraudops.promotion import Candidate, Decision, decide, gate_failures
+from fraudops.promotion import Candidate, PromotionDecision, decide_promotion, gate_failures
 
 GATES = PromotionGates(min_auc_roc=0.8, min_average_precision=0.3, max_single_row_cpu_p99_ms=50)
 
@@ -31,43 +31,43 @@ def test_first_champion_is_the_best_candidate_that_clears_the_gates() -> None:
         Candidate("xgboost", "3", "r3", _metrics(0.6)),
         Candidate("catboost", "4", "r4", _metrics(0.7)),
     ]
-    decision = decide(candidates, None, None, GATES)
+    decision = decide_promotion(candidates, None, None, GATES)
     assert decision.promote and decision.candidate.version == "4"
     assert "first champion" in decision.reason
 
 
 def test_a_candidate_must_beat_the_champion_on_the_primary_metric() -> None:
     candidate = [Candidate("xgboost", "5", "r5", _metrics(0.60))]
-    assert not decide(candidate, "2", _metrics(0.60), GATES).promote  # a tie keeps the champion
-    assert decide(candidate, "2", _metrics(0.59), GATES).promote
+    assert not decide_promotion(candidate, "2", _metrics(0.60), GATES).promote  # a tie keeps the champion
+    assert decide_promotion(candidate, "2", _metrics(0.59), GATES).promote
     stricter = GATES.model_copy(update={"min_improvement": 0.02})
-    assert not decide(candidate, "2", _metrics(0.59), stricter).promote
+    assert not decide_promotion(candidate, "2", _metrics(0.59), stricter).promote
 
 
 def test_force_waives_the_comparison_but_never_the_gates() -> None:
     good = [Candidate("xgboost", "5", "r5", _metrics(0.40))]
-    assert decide(good, "2", _metrics(0.9), GATES, force=True).promote
+    assert decide_promotion(good, "2", _metrics(0.9), GATES, force=True).promote
     bad = [Candidate("xgboost", "6", "r6", _metrics(0.10))]
-    forced = decide(bad, "2", _metrics(0.9), GATES, force=True)
+    forced = decide_promotion(bad, "2", _metrics(0.9), GATES, force=True)
     assert not forced.promote and forced.gate_failures["xgboost"]
 
 
 def test_a_worse_model_is_rejected_and_the_decision_round_trips() -> None:
     worse = [Candidate("catboost", "7", "r7", _metrics(0.35))]
-    decision = decide(worse, "2", _metrics(0.7), GATES)
+    decision = decide_promotion(worse, "2", _metrics(0.7), GATES)
     assert not decision.promote and "does not beat champion v2" in decision.reason
-    assert Decision.from_dict(decision.as_dict()) == decision
+    assert PromotionDecision.from_dict(decision.as_dict()) == decision
 
 
 def test_the_champion_itself_is_not_promoted_again() -> None:
     same = [Candidate("xgboost", "2", "r2", _metrics(0.7))]
-    decision = decide(same, "2", _metrics(0.7), GATES)
+    decision = decide_promotion(same, "2", _metrics(0.7), GATES)
     assert not decision.promote and "already champion" in decision.reason
 
 
 def test_when_every_candidate_fails_the_gates_the_best_one_is_named_in_the_rejection() -> None:
     bad = [Candidate("xgboost", "8", "r8", _metrics(0.10)), Candidate("catboost", "9", "r9", _metrics(0.20))]
-    decision = decide(bad, "2", _metrics(0.7), GATES)
+    decision = decide_promotion(bad, "2", _metrics(0.7), GATES)
     assert not decision.promote and decision.candidate.version == "9"
     assert set(decision.gate_failures) == {"xgboost", "catboost"}
 
@@ -77,6 +77,6 @@ def test_the_protocol_decides_by_default_and_the_primary_metric_stays_configurab
     knowing = Candidate("catboost", "8", "r8", _metrics(0.75, protocol_ap=0.40))
     finding = Candidate("xgboost", "9", "r9", _metrics(0.70, protocol_ap=0.55))
     assert GATES.primary_metric == "protocol_average_precision_mean"
-    assert decide([knowing, finding], None, None, GATES).candidate.version == "9"
+    assert decide_promotion([knowing, finding], None, None, GATES).candidate.version == "9"
     simple = GATES.model_copy(update={"primary_metric": "average_precision"})
-    assert decide([knowing, finding], None, None, simple).candidate.version == "8"
+    assert decide_promotion([knowing, finding], None, None, simple).candidate.version == "8"

@@ -8,14 +8,12 @@ import pandas as pd
 import pytest
 
 from fraudops.schema import (
-    EVENT_COLUMNS,
     MAX_AMOUNT,
     MAX_EVENT_BYTES,
     conform,
     event_to_json,
     frame_problems,
     pandas_dtypes,
-    spark_schema,
     validate_event,
 )
 
@@ -90,17 +88,6 @@ def test_bad_event_is_rejected_with_a_clear_reason(payload: str | bytes, reason:
 def test_event_json_round_trip() -> None:
     event = validate_event(GOOD).event
     assert validate_event(event_to_json(event)).event == event
-
-
-def test_spark_schema_is_derived_from_the_fields() -> None:
-    from pyspark.sql import types as T
-
-    schema = spark_schema()
-    assert schema.fieldNames() == list(EVENT_COLUMNS)
-    assert isinstance(schema["tx_datetime"].dataType, T.TimestampType)
-    assert isinstance(schema["tx_amount"].dataType, T.DoubleType)
-    assert isinstance(schema["customer_id"].dataType, T.LongType)
-    assert spark_schema(labels=True).fieldNames()[-2:] == ["tx_fraud", "tx_fraud_scenario"]
 
 
 def test_simulated_frames_have_the_schema_dtypes(small_transactions: pd.DataFrame) -> None:

@@ -198,7 +198,8 @@ class Stack:
         def check(service: ServiceDef) -> ServiceStatus:
             name = service.name
             pid = process.running_pid(self.layout, name)
-            died = pid is None and process.exited_early(self.layout, name)
+            # a pid file left behind by a process that is gone: it died rather than was stopped
+            died = pid is None and self.layout.pid_of(name).exists()
             if pid:
                 result = service.probe()
                 supervisor = read_state(self.layout.supervisor_state_of(name))

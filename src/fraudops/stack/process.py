@@ -77,10 +77,6 @@ def start(spec: ProcessSpec, layout: StackLayout) -> tuple[int, bool]:
     return proc.pid, True
 
 
-def exited_early(layout: StackLayout, name: str) -> bool:
-    return layout.pid_of(name).exists() and running_pid(layout, name) is None
-
-
 def stop(layout: StackLayout, name: str, sig: int = signal.SIGTERM, timeout: float = 30.0) -> bool:
     """Stop the process group started for ``name``. Returns whether something was running."""
     pid = running_pid(layout, name)
