@@ -71,3 +71,16 @@ def test_a_staged_model_takes_over_only_at_the_next_batch(tmp_path, tiny_model) 
     watcher._staged = LoadedModel(ModelInfo("m", "2", "xgboost"), model)
     assert batch_model.info.version == "1"  # the running batch keeps its model
     assert watcher.for_batch().info.version == "2" and watcher.swaps == 1
+
+
+def test_a_last_known_good_copy_of_other_features_is_refused(tmp_path, tiny_model) -> None:
+    import json
+
+    from fraudops.registry import SignatureMismatch
+
+    model, _ = tiny_model
+    target = save_last_known_good(tmp_path, LoadedModel(ModelInfo("m", "3", "xgboost"), model))
+    meta = json.loads((target / "meta.json").read_text())
+    (target / "meta.json").write_text(json.dumps({**meta, "features": meta["features"][:-1]}))
+    with pytest.raises(SignatureMismatch, match="last-known-good copy"):
+        load_last_known_good(tmp_path, "m")

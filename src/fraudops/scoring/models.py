@@ -18,8 +18,9 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from fraudops.features import FEATURE_NAMES
 from fraudops.model_families import CatBoostModel, FraudModel, XGBoostModel
-from fraudops.registry import ModelRegistry
+from fraudops.registry import ModelRegistry, check_signature
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,8 @@ def save_last_known_good(folder: Path, loaded: LoadedModel) -> Path:
         loaded.model.model.save_model(str(path))
     else:  # pragma: no cover
         raise TypeError(f"cannot save {type(loaded.model).__name__}")
-    (tmp / "meta.json").write_text(json.dumps(asdict(loaded.info)))
+    # the feature list it takes, checked when the copy is loaded by a later release
+    (tmp / "meta.json").write_text(json.dumps({**asdict(loaded.info), "features": list(FEATURE_NAMES)}))
     shutil.rmtree(target, ignore_errors=True)
     os.replace(tmp, target)
     pointer_tmp = base / f".{_POINTER}.tmp"
@@ -77,6 +79,7 @@ def load_last_known_good(folder: Path, name: str) -> LoadedModel:
     pointer = json.loads((base / _POINTER).read_text())
     target = base / pointer["folder"]
     meta = json.loads((target / "meta.json").read_text())
+    check_signature(meta.pop("features", None), f"the last-known-good copy {target}")
     meta["source"] = "last-known-good"
     info = ModelInfo(**meta)
     path = target / _FILES[info.family]
