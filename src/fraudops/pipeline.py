@@ -28,6 +28,7 @@ from fraudops.audit import AuditRow, row_key
 from fraudops.context import Context
 from fraudops.model_config import ModelSettings
 from fraudops.promotion import Candidate, PromotionDecision, decide_promotion
+from fraudops.registry import VersionRef
 from fraudops.settings import Settings
 from fraudops.train import labelled
 from fraudops.validation import DataValidationError  # noqa: F401  (re-exported: the DAG catches it)
@@ -450,15 +451,54 @@ def run_all(ctx: Context, params: RunParams, run_key: str) -> dict[str, Any]:
 def promote_version(ctx: Context, version: str, reason: str = "manual promotion") -> dict[str, Any]:
     target = ctx.registry.get(str(version))
     previous = ctx.registry.set_champion(target.version)
+    return _announce_manual_move(
+        ctx,
+        target,
+        previous,
+        event="promotion",
+        action="manual",
+        decision="manual",
+        audit_reason=reason,
+        reason=reason,
+    )
+
+
+def rollback(ctx: Context) -> dict[str, Any]:
+    """The champion back to the previous version; the demoted version becomes the previous one."""
+    target, demoted = ctx.registry.rollback()
+    return _announce_manual_move(
+        ctx,
+        target,
+        demoted,
+        event="rollback",
+        action="rollback",
+        decision="rollback",
+        audit_reason=f"rolled back from v{demoted}",
+        reason="rollback",
+    )
+
+
+def _announce_manual_move(
+    ctx: Context,
+    target: VersionRef,
+    previous: str | None,
+    *,
+    event: str,
+    action: str,
+    decision: str,
+    audit_reason: str,
+    reason: str,
+) -> dict[str, Any]:
+    """Audit a champion move made by a person, then tell the scorer (the same for promote and rollback)."""
     ctx.audit.record(
         [
             AuditRow(
-                "promotion",
+                event,
                 model_version=target.version,
                 run_id=target.run_id,
                 alias=ctx.registry.champion_alias,
-                decision="manual",
-                reason=reason,
+                decision=decision,
+                reason=audit_reason,
             )
         ]
     )
@@ -470,32 +510,5 @@ def promote_version(ctx: Context, version: str, reason: str = "manual promotion"
         "run_id": target.run_id,
         "reason": reason,
     }
-    signal(ctx, result, action="manual")
-    return result
-
-
-def rollback(ctx: Context) -> dict[str, Any]:
-    """The champion back to the previous version; the demoted version becomes the previous one."""
-    target, demoted = ctx.registry.rollback()
-    ctx.audit.record(
-        [
-            AuditRow(
-                "rollback",
-                model_version=target.version,
-                run_id=target.run_id,
-                alias=ctx.registry.champion_alias,
-                decision="rollback",
-                reason=f"rolled back from v{demoted}",
-            )
-        ]
-    )
-    result = {
-        "promoted": True,
-        "changed": True,
-        "version": target.version,
-        "previous": demoted,
-        "run_id": target.run_id,
-        "reason": "rollback",
-    }
-    signal(ctx, result, action="rollback")
+    signal(ctx, result, action=action)
     return result
