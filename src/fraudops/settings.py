@@ -18,6 +18,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from fraudops.model_config import ModelSettings, SimulatorSettings, TrainingSettings
+from fraudops.monitoring.config import MonitoringSettings
 from fraudops.pipeline_config import PipelineSettings
 from fraudops.scoring.config import ScorerSettings
 from fraudops.strict import StrictModel
@@ -41,6 +42,16 @@ class Ports(StrictModel):
     spark_worker_ui: int = 8083
     # the scheduler's health server (the native stack binds it to stack.host like every listener)
     airflow_scheduler_health: int = 8974
+    # monitoring (not 9093: the second Kafka broker holds it)
+    prometheus: int = 9090
+    alertmanager: int = 9095
+    # where the default alert webhook points (env/alertmanager.env: ALERT_WEBHOOK_URL empty)
+    alert_webhook: int = 9097
+    postgres_exporter: int = 9187
+    redis_exporter: int = 9121
+    # our own processes' /metrics
+    scorer_metrics: int = 9108
+    producer_metrics: int = 9109
 
 
 class Hosts(StrictModel):
@@ -57,6 +68,11 @@ class Versions(StrictModel):
     kafka: str
     minio: str
     spark: str
+    # Debian bookworm's packages (scripts/bootstrap.sh installs them; `make up` checks these versions)
+    prometheus: str = "2.42.0"
+    alertmanager: str = "0.25.0"
+    postgres_exporter: str = "0.11.1"
+    redis_exporter: str = "1.45.0"
 
 
 class Memory(StrictModel):
@@ -165,6 +181,7 @@ class Settings(BaseSettings):
     scorer: ScorerSettings = ScorerSettings()
     spark: SparkSettings = SparkSettings()
     docker: DockerSettings = DockerSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
 
     @classmethod
     def settings_customise_sources(

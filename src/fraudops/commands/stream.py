@@ -152,7 +152,10 @@ def produce_command(
 @click.option("--trigger-interval", help="e.g. '1 second'")
 @click.option("--poll-interval", "poll_interval_s", type=float, help="Seconds between alias checks.")
 @click.option("--ui-port", type=int, help="Spark UI port [default: stack.ports.spark_ui].")
-@click.option("--no-ui", is_flag=True, help="No Spark UI (tests).")
+@click.option(
+    "--metrics-port", type=int, help="Prometheus /metrics port [default: stack.ports.scorer_metrics]."
+)
+@click.option("--no-ui", is_flag=True, help="No Spark UI and no /metrics (tests, benchmarks).")
 def score_command(  # type: ignore[no-untyped-def]
     file: Path | None,
     out: Path,
@@ -181,7 +184,7 @@ def score_command(  # type: ignore[no-untyped-def]
         overrides["checkpoint_location"] = checkpoint_location(Path.cwd(), overrides["checkpoint_location"])
     options = ScorerOptions.from_settings(settings, **overrides)
     if no_ui:
-        options = replace(options, ui_port=None)
+        options = replace(options, ui_port=None, metrics_port=None)
     try:
         run(settings, options)
     except ScorerFailed as exc:

@@ -82,6 +82,9 @@ def ensure_all(settings: Settings, layout: StackLayout, log=print) -> None:
     if settings.spark_jars_dir is not None:  # empty spark.jars_dir: the connector is on Spark's class path
         ensure_jars(settings, settings.spark_jars_dir, settings.path("spark-jobs/pom.xml"), log)
     ensure_minio(settings, layout, log)
+    from fraudops.stack.monitoring import check_installed
+
+    check_installed(settings)
 
 
 def postgres_bindir() -> Path:

@@ -146,6 +146,8 @@ def _minio(settings: Settings, secrets: Mapping[str, str], layout: StackLayout) 
             env={
                 "MINIO_ROOT_USER": secrets["MINIO_ROOT_USER"],
                 "MINIO_ROOT_PASSWORD": secrets["MINIO_ROOT_PASSWORD"],
+                # Prometheus scrapes /minio/v2/metrics without a token: the API listens on stack.host only
+                "MINIO_PROMETHEUS_AUTH_TYPE": "public",
             },
         ),
         health.guarded(lambda: health.http(f"http://{host}:{ports.minio_api}/minio/health/live")),
@@ -350,6 +352,17 @@ def _spark_scorer(settings: Settings, layout: StackLayout) -> ServiceDef:
     )
 
 
+def _monitoring(settings: Settings, secrets: Mapping[str, str], layout: StackLayout) -> list[ServiceDef]:
+    from fraudops.stack import monitoring
+
+    services = monitoring.monitoring_services(settings, secrets, layout)
+    # each start writes the generated configuration (webhook URL and Flower password from env/)
+    return [
+        ServiceDef(spec, probe, url, lambda: monitoring.prepare(settings, secrets, layout))
+        for spec, probe, url in services
+    ]
+
+
 def build_services(
     settings: Settings, secrets: Mapping[str, str], layout: StackLayout
 ) -> dict[str, ServiceDef]:
@@ -362,5 +375,6 @@ def build_services(
         *_airflow(settings, secrets),
         *_spark_cluster(settings, layout),
         _spark_scorer(settings, layout),
+        *_monitoring(settings, secrets, layout),
     ]
     return {d.name: d for d in defs}
