@@ -52,6 +52,11 @@ class Ports(StrictModel):
     # our own processes' /metrics
     scorer_metrics: int = 9108
     producer_metrics: int = 9109
+    # Airflow's StatsD metrics (UDP) into statsd_exporter, which Prometheus scrapes on statsd_exporter
+    statsd: int = 9125
+    statsd_exporter: int = 9102
+    # the Kafka brokers' JMX exporter agents, one per broker
+    kafka_jmx: list[int] = Field(default_factory=lambda: [9404, 9405, 9406], min_length=1)
 
 
 class Hosts(StrictModel):
@@ -62,6 +67,8 @@ class Hosts(StrictModel):
     minio: str = ""
     mlflow: str = ""
     airflow: str = ""
+    # where Airflow sends its StatsD metrics (compose: the statsd-exporter container)
+    statsd: str = ""
 
 
 class Versions(StrictModel):
@@ -73,6 +80,8 @@ class Versions(StrictModel):
     alertmanager: str = "0.25.0"
     postgres_exporter: str = "0.11.1"
     redis_exporter: str = "1.45.0"
+    # built from its Go module (github.com/prometheus/statsd_exporter)
+    statsd_exporter: str = "v0.28.0"
 
 
 class Memory(StrictModel):

@@ -69,9 +69,21 @@ def test_every_listed_target_is_scraped_and_up(running_stack: Any) -> None:
     )
     assert set(states) == {job.name for job in jobs}
     # each exporter reaches what it watches, not only itself
-    for query in ("pg_up", "redis_up", "minio_cluster_nodes_online_total", "flower_worker_online"):
-        result = _prometheus(settings, "/api/v1/query", query=query)["result"]
-        assert result and float(result[0]["value"][1]) >= 1, (query, result)
+    for query in (
+        "pg_up",
+        "redis_up",
+        "minio_cluster_nodes_online_total",
+        "flower_worker_online",
+        "mlflow_exporter_info",
+        # one active controller in the KRaft quorum, seen through the brokers' JMX agents
+        "sum(kafka_controller_kafkacontroller_activecontrollercount)",
+        # Airflow's StatsD through statsd_exporter
+        "airflow_scheduler_heartbeat",
+    ):
+        result = _wait(query, lambda q=query: _prometheus(settings, "/api/v1/query", query=q)["result"], 30)
+        assert float(result[0]["value"][1]) >= 1, (query, result)
+    kafka = _prometheus(settings, "/api/v1/query", query='up{job="kafka"}')["result"]
+    assert len(kafka) == len(settings.stack.ports.kafka)
 
 
 class _Receiver(BaseHTTPRequestHandler):

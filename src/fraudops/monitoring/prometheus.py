@@ -91,6 +91,10 @@ def scrape_jobs(settings: Settings, files: ConfigFiles, flower_user: str) -> lis
             [_addr(settings, p.flower, "airflow")],
             basic_auth=(flower_user, str(files.flower_password)),
         ),
+        ScrapeJob("mlflow", [_addr(settings, p.mlflow, "mlflow")]),
+        ScrapeJob("kafka", [_addr(settings, port) for port in p.kafka_jmx]),
+        # Airflow's StatsD metrics, through statsd_exporter
+        ScrapeJob("airflow", [_addr(settings, p.statsd_exporter)]),
         ScrapeJob("scorer", [_addr(settings, p.scorer_metrics)]),
         ScrapeJob("producer", [_addr(settings, p.producer_metrics)]),
     ]

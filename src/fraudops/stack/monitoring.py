@@ -27,6 +27,8 @@ PACKAGES = {
     ),
     "redis-exporter": ("prometheus-redis-exporter", "prometheus-redis-exporter", "redis_exporter"),
 }
+# Airflow's StatsD names -> Prometheus names and labels
+STATSD_MAPPING = "configs/prometheus/statsd-mapping.yml"
 _VERSION = re.compile(r"(?:version |Exporter v?)(\d+\.\d+\.\d+)")
 
 
@@ -132,6 +134,21 @@ def monitoring_services(
             ),
             health.guarded(lambda: health.http(f"http://{host}:{ports.redis_exporter}/metrics")),
             f"http://{host}:{ports.redis_exporter}/metrics",
+        ),
+        (
+            ProcessSpec(
+                "statsd-exporter",
+                [
+                    str(layout.bin / "statsd_exporter"),
+                    f"--web.listen-address={host}:{ports.statsd_exporter}",
+                    f"--statsd.listen-udp={host}:{ports.statsd}",
+                    # StatsD over TCP is off: Airflow sends UDP
+                    "--statsd.listen-tcp=",
+                    f"--statsd.mapping-config={settings.path(STATSD_MAPPING)}",
+                ],
+            ),
+            health.guarded(lambda: health.http(f"http://{host}:{ports.statsd_exporter}/metrics")),
+            f"http://{host}:{ports.statsd_exporter}/metrics (Airflow's StatsD on udp {host}:{ports.statsd})",
         ),
     ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import sys
 from collections.abc import Callable, Mapping
@@ -14,7 +15,7 @@ from fraudops.stack import health
 from fraudops.stack.airflow_env import FLOWER_USER, airflow_environment
 from fraudops.stack.health import Health, Probe
 from fraudops.stack.install import postgres_bindir
-from fraudops.stack.kafka_nodes import java_command, node_name, prepare_node
+from fraudops.stack.kafka_nodes import java_command, jmx_agent, node_name, prepare_node
 from fraudops.stack.layout import StackLayout
 from fraudops.stack.postgres import service_user
 from fraudops.stack.process import ProcessSpec
@@ -173,6 +174,13 @@ def mlflow_server_env(settings: Settings, secrets: Mapping[str, str]) -> dict[st
 def _mlflow(settings: Settings, secrets: Mapping[str, str], layout: StackLayout) -> ServiceDef:
     host, port = settings.stack.host, settings.stack.ports.mlflow
     allowed = ",".join(f"{h}{p}" for h in (host, "localhost", "127.0.0.1") for p in ("", f":{port}"))
+    metrics = layout.data_of("mlflow-metrics")
+
+    def reset_metrics() -> None:
+        # a new server starts its counters at zero: samples of the previous one's workers would add up
+        shutil.rmtree(metrics, ignore_errors=True)
+        metrics.mkdir(parents=True)
+
     return ServiceDef(
         ProcessSpec(
             "mlflow",
@@ -188,11 +196,15 @@ def _mlflow(settings: Settings, secrets: Mapping[str, str], layout: StackLayout)
                 str(settings.mlflow.workers),
                 "--allowed-hosts",
                 allowed,
+                # /metrics (prometheus-flask-exporter, its samples in this folder across workers)
+                "--expose-prometheus",
+                str(metrics),
             ],
             env=mlflow_server_env(settings, secrets),
         ),
         health.guarded(lambda: health.http(f"http://{host}:{port}/health")),
         f"http://{host}:{port}",
+        reset_metrics,
         start_timeout=120.0,
     )
 
@@ -216,7 +228,13 @@ def _kafka(settings: Settings, layout: StackLayout, node_id: int) -> ServiceDef:
     return ServiceDef(
         ProcessSpec(
             node_name(node_id),
-            java_command(layout, settings.stack.memory.kafka_heap, "kafka.Kafka", str(props)),
+            java_command(
+                layout,
+                settings.stack.memory.kafka_heap,
+                "kafka.Kafka",
+                str(props),
+                agents=(jmx_agent(settings, layout, node_id),) if (layout.lib / "jmx").is_dir() else (),
+            ),
         ),
         health.guarded(probe),
         f"{host}:{port}",
