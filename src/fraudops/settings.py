@@ -18,7 +18,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from fraudops.model_config import ModelSettings, SimulatorSettings, TrainingSettings
-from fraudops.monitoring.config import MonitoringSettings
+from fraudops.monitoring.config import DriftSettings, MonitoringSettings
 from fraudops.pipeline_config import PipelineSettings
 from fraudops.scoring.config import ScorerSettings
 from fraudops.strict import StrictModel
@@ -57,6 +57,8 @@ class Ports(StrictModel):
     statsd_exporter: int = 9102
     # the Kafka brokers' JMX exporter agents, one per broker
     kafka_jmx: list[int] = Field(default_factory=lambda: [9404, 9405, 9406], min_length=1)
+    # champion version, last retraining, drift (fraudops monitor exporter)
+    platform_exporter: int = 9110
 
 
 class Hosts(StrictModel):
@@ -191,6 +193,7 @@ class Settings(BaseSettings):
     spark: SparkSettings = SparkSettings()
     docker: DockerSettings = DockerSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
+    drift: DriftSettings = DriftSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fraudops import __version__
+from fraudops import __version__, drift
 from fraudops.evaluation import Evaluation, ProtocolWindow, evaluate
 from fraudops.features import FEATURE_NAMES, LABEL_DELAY_DAYS, TERMINAL_WINDOWS_DAYS, feature_matrix
 from fraudops.model_config import (
@@ -247,6 +247,13 @@ def train_model(
         mlflow.log_dict(
             {"metrics": metrics, "params": run_params, "importance": model.importance()},
             "evaluation/summary.json",
+        )
+        # the champion's drift reference (fraudops.drift): what its test window's features and scores
+        # looked like
+        drift_columns = [*FEATURE_NAMES, drift.SCORE]
+        mlflow.log_dict(
+            drift.reference_profile(test_frame.assign(**{drift.SCORE: result.scores}), drift_columns),
+            drift.REFERENCE_ARTIFACT,
         )
         tracking.log_figures(
             tracking.evaluation_figures(

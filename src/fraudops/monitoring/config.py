@@ -25,6 +25,19 @@ class AlertThresholds(StrictModel):
     drift_psi: float = Field(0.2, gt=0)
 
 
+class DriftSettings(StrictModel):
+    """The daily drift check (:mod:`fraudops.drift`; dags/fraud_drift.py)."""
+
+    # recent traffic: what was scored in this many hours before the check
+    window_hours: float = Field(24.0, gt=0)
+    # fewer recent rows than this are not judged (PSI of a handful of rows is noise)
+    min_rows: int = Field(500, ge=1)
+    # the MLflow experiment each check's PSI goes to
+    experiment: str = "fraud-detector-drift"
+    # the DAG a drift triggers
+    retraining_dag_id: str = "fraud_retraining"
+
+
 class MonitoringSettings(StrictModel):
     # how often Prometheus scrapes every target and evaluates the rules
     scrape_interval: str = "10s"

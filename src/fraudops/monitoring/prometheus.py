@@ -95,6 +95,8 @@ def scrape_jobs(settings: Settings, files: ConfigFiles, flower_user: str) -> lis
         ScrapeJob("kafka", [_addr(settings, port) for port in p.kafka_jmx]),
         # Airflow's StatsD metrics, through statsd_exporter
         ScrapeJob("airflow", [_addr(settings, p.statsd_exporter)]),
+        # champion version, last retraining run, drift (fraudops.monitoring.platform)
+        ScrapeJob("platform", [_addr(settings, p.platform_exporter)]),
         ScrapeJob("scorer", [_addr(settings, p.scorer_metrics)]),
         ScrapeJob("producer", [_addr(settings, p.producer_metrics)]),
     ]

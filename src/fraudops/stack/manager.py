@@ -120,7 +120,14 @@ class Stack:
 
     def _up_monitoring(self, services: Mapping[str, ServiceDef]) -> None:
         # last: their targets are up by now, so a fresh stack starts with no ServiceDown alert
-        names = ("alertmanager", "prometheus", "postgres-exporter", "redis-exporter", "statsd-exporter")
+        names = (
+            "alertmanager",
+            "prometheus",
+            "postgres-exporter",
+            "redis-exporter",
+            "statsd-exporter",
+            "platform-exporter",
+        )
         for name in names:
             self._start(services[name])
         for name in names:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 from fraudops.connections import superuser_dsn
 from fraudops.monitoring.prometheus import ConfigFiles, ScrapeJob, scrape_jobs, write_configs
@@ -149,6 +151,15 @@ def monitoring_services(
             ),
             health.guarded(lambda: health.http(f"http://{host}:{ports.statsd_exporter}/metrics")),
             f"http://{host}:{ports.statsd_exporter}/metrics (Airflow's StatsD on udp {host}:{ports.statsd})",
+        ),
+        (
+            ProcessSpec(
+                "platform-exporter",
+                [str(Path(sys.executable).parent / "fraudops"), "monitor", "exporter"],
+                cwd=settings.project_root,
+            ),
+            health.guarded(lambda: health.http(f"http://{host}:{ports.platform_exporter}/metrics")),
+            f"http://{host}:{ports.platform_exporter}/metrics (champion, last retraining, drift)",
         ),
     ]
 
