@@ -1,5 +1,6 @@
-"""The scorer service's and the producer's metrics as Prometheus scrapes them agree with what the
-scorer committed: rows, scored, dead letters, decisions, latencies, the model version, lag per partition."""
+"""Checks of the scorer service's and the producer's metrics as Prometheus scrapes them against what the
+scorer committed: rows, scored, dead letters, decisions, latencies, the model version, lag per partition.
+Called by tests/integration/test_scorer_service.py on the service it starts."""
 
 from __future__ import annotations
 
@@ -7,17 +8,11 @@ import itertools
 import time
 from typing import Any
 
-import pytest
 import requests
 from scorer_support import (
     IsolatedStream,
-    create_topics,
-    delete_model,
     delete_rows,
-    delete_topics,
     query,
-    register_version,
-    unique,
     wait_scored,
 )
 
@@ -25,43 +20,8 @@ from fraudops.fraud_db import fraud_dsn
 from fraudops.kafka_client import kafka_producer
 from fraudops.monitoring.metrics import ProducerMetrics, serve
 from fraudops.producer import produce
-from fraudops.stack import process
 
-SERVICE = "spark-scorer"
 GOOD, BAD = 300, 7
-
-
-@pytest.fixture
-def scorer_service(running_stack: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The real scorer service on scratch topics and a throw-away champion (through its environment)."""
-    settings = running_stack.settings
-    stack = running_stack.stack
-    if process.running_pid(stack.layout, SERVICE):
-        pytest.skip("the stack's own scorer is running; this test needs the service to itself")
-    model = unique("it-metrics")
-    version = register_version(
-        settings.mlflow_tracking_uri, model, seed=5, rounds=10, alias=settings.mlflow.champion_alias
-    )
-    topics = [unique("it-met-tx"), unique("it-met-pred"), unique("it-met-dl")]
-    create_topics(settings.kafka_bootstrap_servers, topics)
-    for key, value in {
-        "FRAUDOPS_MLFLOW__MODEL_NAME": model,
-        "FRAUDOPS_SCORER__SOURCE_TOPIC": topics[0],
-        "FRAUDOPS_SCORER__PREDICTIONS_TOPIC": topics[1],
-        "FRAUDOPS_SCORER__DEAD_LETTERS_TOPIC": topics[2],
-        "FRAUDOPS_SCORER__CHECKPOINT_DIR": str(tmp_path / "checkpoint"),
-        "FRAUDOPS_SCORER__LAST_KNOWN_GOOD_DIR": str(tmp_path / "models"),
-    }.items():
-        monkeypatch.setenv(key, value)
-    stream = IsolatedStream.new("met")
-    try:
-        stack.start([SERVICE])
-        yield model, version, topics[0], stream
-    finally:
-        stack.down([SERVICE])
-        delete_rows(fraud_dsn(settings, running_stack.secrets), stream.prefix)
-        delete_topics(settings.kafka_bootstrap_servers, topics)
-        delete_model(settings.mlflow_tracking_uri, model)
 
 
 def _query(settings: Any, promql: str) -> dict[tuple, float]:
@@ -75,11 +35,11 @@ def _one(settings: Any, promql: str) -> float | None:
     return values[0] if len(values) == 1 else None
 
 
-def test_scorer_and_producer_metrics_match_what_was_committed(
-    running_stack: Any, scorer_service: Any
-) -> None:
+def check_scorer_metrics(running_stack: Any, model: str, version: str, topic: str) -> None:
+    """Streams GOOD events and BAD malformed records into ``topic`` of the running scorer service (which
+    follows ``model``, version ``version``); deletes its rows at the end."""
     settings = running_stack.settings
-    model, version, topic, stream = scorer_service
+    stream = IsolatedStream.new("met")
     dsn = fraud_dsn(settings, running_stack.secrets)
     producer_metrics = ProducerMetrics()
     server = serve(producer_metrics.registry, settings.stack.host, settings.stack.ports.producer_metrics)
@@ -123,6 +83,7 @@ def test_scorer_and_producer_metrics_match_what_was_committed(
         assert seen == {q: float(v) for q, v in expected.items()}
     finally:
         server.shutdown()
+        delete_rows(dsn, stream.prefix)
     # the lag is reported per partition of the source topic (3), the stages of each micro-batch by name
     lag = _query(settings, f'fraudops_scorer_consumer_lag_records{{job="scorer", topic="{topic}"}}')
     assert sorted(dict(k)["partition"] for k in lag) == ["0", "1", "2"]
