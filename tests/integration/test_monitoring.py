@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import requests
 
+from fraudops.monitoring.metrics import THIRD_PARTY_METRICS
 from fraudops.monitoring.prometheus import WEBHOOK_PATH
 from fraudops.settings import load_settings
 from fraudops.stack import process
@@ -82,6 +83,17 @@ def test_every_listed_target_is_scraped_and_up(running_stack: Any) -> None:
     ):
         result = _wait(query, lambda q=query: _prometheus(settings, "/api/v1/query", query=q)["result"], 30)
         assert float(result[0]["value"][1]) >= 1, (query, result)
+    # what the Grafana dashboards read from the third-party exporters is there
+    for job, names in THIRD_PARTY_METRICS.items():
+        for name in names:
+            series = _wait(
+                name,
+                lambda n=name, j=job: _prometheus(settings, "/api/v1/query", query=f'{n}{{job="{j}"}}')[
+                    "result"
+                ],
+                30,
+            )
+            assert series, name
     kafka = _prometheus(settings, "/api/v1/query", query='up{job="kafka"}')["result"]
     assert len(kafka) == len(settings.stack.ports.kafka)
 

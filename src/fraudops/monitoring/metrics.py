@@ -193,6 +193,19 @@ def serve(registry: CollectorRegistry, host: str, port: int) -> Any:
     return server
 
 
+# metrics of the third-party exporters that the Grafana dashboards read, by scrape job (the dashboards'
+# test accepts them; tests/integration/test_monitoring.py finds each on the running stack)
+THIRD_PARTY_METRICS = {
+    "postgres": ("pg_stat_database_numbackends",),
+    "redis": ("redis_memory_used_bytes",),
+    "minio": ("minio_cluster_nodes_online_total",),
+    "flower": ("flower_worker_online",),
+    # requests of the platform exporter and the scorer keep it present
+    "mlflow": ("mlflow_http_request_total",),
+    # Airflow's StatsD name with no mapping rule: its dotted name
+    "airflow": ("airflow_scheduler_heartbeat",),
+}
+
 EXPORTED_METRICS = (
     SCORER_RECORDS,
     SCORER_SCORED,
