@@ -11,6 +11,9 @@ PYTHON=${PYTHON:-python3.11}
 VENV=${VENV:-.venv}
 UV_VERSION=0.13.8
 APT_PACKAGES=(postgresql redis-server docker-compose)
+# monitoring: Prometheus (with promtool), Alertmanager and the Postgres and Redis exporters; `fraudops stack
+# install` checks their versions against stack.versions
+APT_PACKAGES+=(prometheus prometheus-alertmanager prometheus-postgres-exporter prometheus-redis-exporter)
 # a JDK 17+ or Maven installed outside Debian's packages serves as well
 command -v mvn >/dev/null || APT_PACKAGES+=(maven)
 java -version 2>&1 | grep -qE 'version "(1[7-9]|2[0-9])' || APT_PACKAGES+=(openjdk-17-jre-headless)
@@ -25,7 +28,8 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian starts packaged servers on their default ports; the stack runs its own instances instead
-  for svc in postgresql redis-server; do $SUDO service "$svc" stop >/dev/null 2>&1 || true; done
+  for svc in postgresql redis-server prometheus prometheus-alertmanager prometheus-postgres-exporter \
+    prometheus-redis-exporter; do $SUDO service "$svc" stop >/dev/null 2>&1 || true; done
 fi
 command -v go >/dev/null || { echo "Go is required to build MinIO: install it from https://go.dev/dl" >&2; exit 1; }
 

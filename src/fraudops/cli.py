@@ -16,6 +16,7 @@ from fraudops.commands.model import (
     simulate_stream_command,
     train_command,
 )
+from fraudops.commands.monitor import drift_command, monitor_group
 from fraudops.commands.pipeline import bootstrap_command, pipeline_group, promote_command, rollback_command
 from fraudops.commands.stream import produce_command, score_command
 from fraudops.containers.cli import compose_group
@@ -42,6 +43,8 @@ main.add_command(rollback_command)
 main.add_command(bootstrap_command)
 main.add_command(produce_command)
 main.add_command(score_command)
+main.add_command(drift_command)
+main.add_command(monitor_group)
 
 
 @main.command("demo")

@@ -18,6 +18,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from fraudops.model_config import ModelSettings, SimulatorSettings, TrainingSettings
+from fraudops.monitoring.config import DriftSettings, MonitoringSettings
 from fraudops.pipeline_config import PipelineSettings
 from fraudops.scorer_config import ScorerSettings
 from fraudops.strict import StrictModel
@@ -41,6 +42,23 @@ class Ports(StrictModel):
     spark_worker_ui: int = 8083
     # the scheduler's health server (the native stack binds it to stack.host like every listener)
     airflow_scheduler_health: int = 8974
+    # monitoring (not 9093: the second Kafka broker holds it)
+    prometheus: int = 9090
+    alertmanager: int = 9095
+    # where the default alert webhook points (env/alertmanager.env: ALERT_WEBHOOK_URL empty)
+    alert_webhook: int = 9097
+    postgres_exporter: int = 9187
+    redis_exporter: int = 9121
+    # our own processes' /metrics
+    scorer_metrics: int = 9108
+    producer_metrics: int = 9109
+    # Airflow's StatsD metrics (UDP) into statsd_exporter, which Prometheus scrapes on statsd_exporter
+    statsd: int = 9125
+    statsd_exporter: int = 9102
+    # the Kafka brokers' JMX exporter agents, one per broker
+    kafka_jmx: list[int] = Field(default_factory=lambda: [9404, 9405, 9406], min_length=1)
+    # champion version, last retraining, drift (fraudops monitor exporter)
+    platform_exporter: int = 9110
 
 
 class Hosts(StrictModel):
@@ -51,12 +69,21 @@ class Hosts(StrictModel):
     minio: str = ""
     mlflow: str = ""
     airflow: str = ""
+    # where Airflow sends its StatsD metrics (compose: the statsd-exporter container)
+    statsd: str = ""
 
 
 class Versions(StrictModel):
     kafka: str
     minio: str
     spark: str
+    # Debian bookworm's packages (scripts/bootstrap.sh installs them; `make up` checks these versions)
+    prometheus: str = "2.42.0"
+    alertmanager: str = "0.25.0"
+    postgres_exporter: str = "0.11.1"
+    redis_exporter: str = "1.45.0"
+    # built from its Go module (github.com/prometheus/statsd_exporter)
+    statsd_exporter: str = "v0.28.0"
 
 
 class Memory(StrictModel):
@@ -165,6 +192,8 @@ class Settings(BaseSettings):
     scorer: ScorerSettings = ScorerSettings()
     spark: SparkSettings = SparkSettings()
     docker: DockerSettings = DockerSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
+    drift: DriftSettings = DriftSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from fraudops import __version__
+from fraudops import __version__, drift
 from fraudops.evaluation import Evaluation, ProtocolWindow, evaluate
 from fraudops.features import FEATURE_NAMES, LABEL_DELAY_DAYS, TERMINAL_WINDOWS_DAYS, feature_matrix
 from fraudops.model_config import (
@@ -234,6 +234,13 @@ def log_training(
         {"metrics": metrics, "params": params, "importance": model.importance()}, "evaluation/summary.json"
     )
     result = fitted.evaluation
+    # the champion's drift reference (fraudops.drift): its test window's features and scores
+    mlflow.log_dict(
+        drift.reference_profile(
+            fitted.test_frame.assign(**{drift.SCORE: result.scores}), [*FEATURE_NAMES, drift.SCORE]
+        ),
+        drift.REFERENCE_ARTIFACT,
+    )
     tracking.log_figures(tracking.evaluation_figures(result.y, result.scores, thresholds, model.importance()))
     example = tracking.example_frame(feature_matrix(fitted.test_frame))
     signature = tracking.model_signature(example, model.predict(example.to_numpy()))

@@ -1,5 +1,6 @@
-"""The scorer as a service of the native stack: a crash is restarted with backoff, and `make status`
-tells a crashed or dead scorer from one that was never started."""
+"""The scorer as a service of the native stack: it exports its metrics to Prometheus, a crash is
+restarted with backoff, and `make status` tells a crashed or dead scorer from one that was never
+started."""
 
 from __future__ import annotations
 
@@ -7,16 +8,26 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from click.testing import CliRunner
+from scorer_metrics_support import check_scorer_metrics
 from scorer_support import create_topics, delete_model, delete_topics, register_version, unique
 
 from fraudops.cli import main
 from fraudops.stack import process
+from fraudops.stack.manager import Stack
 from fraudops.stack.supervise import read_state
 
 SERVICE = "spark-scorer"
+
+
+class ServiceUnderTest(NamedTuple):
+    stack: Stack
+    model: str
+    version: str
+    topic: str
 
 
 @pytest.fixture
@@ -25,7 +36,7 @@ def isolated_service(running_stack, tmp_path, monkeypatch):
     checkpoints through the environment it inherits."""
     settings = running_stack.settings
     model = unique("it-svc")
-    register_version(
+    version = register_version(
         settings.mlflow_tracking_uri, model, seed=4, rounds=10, alias=settings.mlflow.champion_alias
     )
     topics = [unique("it-svc-tx"), unique("it-svc-pred"), unique("it-svc-dl")]
@@ -44,7 +55,7 @@ def isolated_service(running_stack, tmp_path, monkeypatch):
     if was_running:
         pytest.skip("the stack's own scorer is running; this test needs the service to itself")
     try:
-        yield stack
+        yield ServiceUnderTest(stack, model, version, topics[0])
     finally:
         stack.down([SERVICE])
         delete_topics(settings.kafka_bootstrap_servers, topics)
@@ -55,13 +66,15 @@ def _status_row(stack):
     return next(r for r in stack.status() if r.name == SERVICE)
 
 
-def test_a_crashed_scorer_is_restarted_and_a_dead_one_is_reported(isolated_service) -> None:
-    stack = isolated_service
+def test_metrics_then_a_crash_restarted_and_a_dead_one_reported(running_stack, isolated_service) -> None:
+    stack = isolated_service.stack
     state_file = stack.layout.supervisor_state_of(SERVICE)
     stack.start([SERVICE])
     first = read_state(state_file)
     assert first is not None and first.state == "running" and first.crashes == 0
     assert _status_row(stack).health.ok
+    # one scorer start serves both checks (a start costs most of a minute)
+    check_scorer_metrics(running_stack, *isolated_service[1:])
 
     os.kill(first.child_pid, signal.SIGKILL)  # the scorer itself dies; its supervisor stays
     deadline, seen_crash_in_status = time.monotonic() + 240, False

@@ -35,6 +35,24 @@ def _progress_printer(total: int | None):  # type: ignore[no-untyped-def]
     return show
 
 
+def _with_metrics(show, host: str, port: int):  # type: ignore[no-untyped-def]
+    """``show`` that also moves the producer's Prometheus counters, served on host:port."""
+    from fraudops.monitoring.metrics import ProducerMetrics, serve
+
+    metrics = ProducerMetrics()
+    try:
+        serve(metrics.registry, host, port)
+    except OSError as exc:  # another producer holds the port: stream without metrics
+        click.echo(f"no /metrics on port {port}: {exc}", err=True)
+        return show
+
+    def both(stats) -> None:  # type: ignore[no-untyped-def]
+        metrics.update(stats.sent, stats.acked, stats.failed, stats.labels_written)
+        show(stats)
+
+    return both
+
+
 def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -64,6 +82,11 @@ def _interrupt(_signum: int, _frame: object) -> None:
     show_default=True,
     help="When each label reaches fraud_labels [default: the label delay].",
 )
+@click.option(
+    "--metrics-port",
+    type=int,
+    help="Prometheus /metrics port [default: stack.ports.producer_metrics; 0: none].",
+)
 def produce_command(
     rate: float,
     duration: float | None,
@@ -74,6 +97,7 @@ def produce_command(
     topic: str | None,
     labels: bool,
     label_delay_hours: float,
+    metrics_port: int | None,
 ) -> None:
     """Stream transactions into Kafka (acks=all, idempotent) with the delayed label feed."""
     from fraudops.kafka_client import kafka_producer
@@ -95,6 +119,10 @@ def produce_command(
     producer = kafka_producer(settings.kafka_bootstrap_servers)
     # a service manager stops us with SIGTERM: end like Ctrl-C, delivering what was sent and its labels
     signal.signal(signal.SIGTERM, _interrupt)
+    progress = _progress_printer(limit)
+    port = settings.stack.ports.producer_metrics if metrics_port is None else metrics_port
+    if port:
+        progress = _with_metrics(progress, settings.stack.host, port)
     try:
         stats = produce(
             source,
@@ -106,7 +134,7 @@ def produce_command(
             write_labels=write,
             label_delay=timedelta(hours=label_delay_hours),
             wallclock_labels=clock == "wallclock",
-            progress=_progress_printer(limit),
+            progress=progress,
         )
     except KeyboardInterrupt:
         raise SystemExit(130) from None
@@ -152,7 +180,10 @@ def produce_command(
 @click.option("--trigger-interval", help="e.g. '1 second'")
 @click.option("--poll-interval", "poll_interval_s", type=float, help="Seconds between alias checks.")
 @click.option("--ui-port", type=int, help="Spark UI port [default: stack.ports.spark_ui].")
-@click.option("--no-ui", is_flag=True, help="No Spark UI (tests).")
+@click.option(
+    "--metrics-port", type=int, help="Prometheus /metrics port [default: stack.ports.scorer_metrics]."
+)
+@click.option("--no-ui", is_flag=True, help="No Spark UI and no /metrics (tests, benchmarks).")
 def score_command(  # type: ignore[no-untyped-def]
     file: Path | None,
     out: Path,
@@ -185,7 +216,7 @@ def score_command(  # type: ignore[no-untyped-def]
     secrets = load_secrets(settings.env_dir)
     options = ScorerOptions.from_settings(settings, fraud_dsn(settings, secrets), **overrides)
     if no_ui:
-        options = replace(options, ui_port=None)
+        options = replace(options, ui_port=None, metrics_port=None)
     try:
         run(settings, options, secrets)
     except ScorerFailed as exc:

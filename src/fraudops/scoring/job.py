@@ -43,6 +43,8 @@ class ScorerOptions:
     poll_interval_s: float
     dsn: str
     ui_port: int | None
+    # where the scorer serves its Prometheus metrics (None: not served)
+    metrics_port: int | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, dsn: str, **overrides: Any) -> ScorerOptions:
@@ -63,6 +65,7 @@ class ScorerOptions:
             poll_interval_s=s.poll_interval_s,
             dsn=dsn,
             ui_port=settings.stack.ports.spark_ui,
+            metrics_port=settings.stack.ports.scorer_metrics,
         )
         return replace(options, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -91,7 +94,7 @@ def kafka_source(spark: Any, bootstrap_servers: str, options: ScorerOptions) -> 
     )
 
 
-def build_scorer(settings: Settings, options: ScorerOptions) -> tuple[Any, Any]:
+def build_scorer(settings: Settings, options: ScorerOptions, metrics: Any | None = None) -> tuple[Any, Any]:
     """The champion watcher (started) and the foreachBatch body."""
     from fraudops import fraud_db
     from fraudops.registry import MlflowRegistry
@@ -137,6 +140,7 @@ def build_scorer(settings: Settings, options: ScorerOptions) -> tuple[Any, Any]:
         report,
         row_at_a_time=settings.scorer.row_at_a_time,
         retry_for_s=settings.scorer.fault_retry_s,
+        metrics=metrics,
     )
     return watcher, scorer
 
@@ -210,6 +214,18 @@ def set_s3a_keys(spark: Any, secrets: Mapping[str, str]) -> None:
     hadoop.set("fs.s3a.secret.key", secrets["MINIO_ROOT_PASSWORD"])
 
 
+def record_lag(query: Any, metrics: Any) -> None:
+    """The consumer lag per partition from the query's last progress (what Spark read up to, against the
+    latest offsets its Kafka source saw)."""
+    from fraudops.monitoring.metrics import partition_lag
+
+    progress = query.lastProgress
+    if progress is None:
+        return
+    sources = progress["sources"] if isinstance(progress, dict) else progress.sources
+    metrics.record_lag(partition_lag(sources))
+
+
 def log_progress(query: Any, after_batch: int) -> int:
     """Spark's own timings of the micro-batches since ``after_batch`` (offset log, the foreachBatch body,
     commit log), one log line each, for the stage breakdown of `make bench-stream`; the last batch id."""
@@ -273,7 +289,16 @@ def run(settings: Settings, options: ScorerOptions, secrets: Mapping[str, str]) 
     # fail fast when MLflow is down, so the last-known-good copy takes over instead of minutes of retries
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    watcher, scorer = build_scorer(settings, options)
+    metrics = None
+    if options.metrics_port is not None:
+        from fraudops.monitoring.metrics import ScorerMetrics, serve
+
+        metrics = ScorerMetrics()
+        try:
+            serve(metrics.registry, settings.stack.host, options.metrics_port)
+        except OSError as exc:  # metrics are for people; scoring goes on without them
+            log.warning("no /metrics: port %s: %s", options.metrics_port, exc)
+    watcher, scorer = build_scorer(settings, options, metrics)
     spark = build_session(settings, "score_transactions", **session_conf(settings, options))
     spark.sparkContext.setLogLevel("WARN")
     if options.checkpoint_location.startswith("s3a://"):
@@ -302,6 +327,8 @@ def run(settings: Settings, options: ScorerOptions, secrets: Mapping[str, str]) 
         while not stopping.is_set() and query.isActive:
             query.awaitTermination(1)
             logged = log_progress(query, logged)
+            if metrics is not None:
+                record_lag(query, metrics)
         if query.exception() is not None:
             raise ScorerFailed(failure_message(str(query.exception()), options.checkpoint_location))
     except StreamingQueryException as exc:

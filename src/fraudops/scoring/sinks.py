@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from fraudops.model_config import Thresholds
+from fraudops.monitoring.metrics import ScorerMetrics
 from fraudops.scoring.batch import conflicts, dead_letters, prediction_messages, score_batch
 from fraudops.scoring.customers import CustomerWindows
 from fraudops.scoring.models import ChampionWatcher
@@ -40,6 +41,7 @@ class BatchReport:
     scored: int = 0
     dead_letters: int = 0
     model_version: str = ""
+    model_name: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
@@ -101,6 +103,7 @@ class BatchScorer:
         report: Callable[[BatchReport], None] | None = None,
         row_at_a_time: bool = False,
         retry_for_s: float = 600.0,
+        metrics: ScorerMetrics | None = None,
     ) -> None:
         self.watcher, self.customers, self.terminals = watcher, customers, terminals
         self.thresholds, self.window, self.row_at_a_time = thresholds, window, row_at_a_time
@@ -108,6 +111,7 @@ class BatchScorer:
         self.predictions_topic, self.dead_letters_topic = predictions_topic, dead_letters_topic
         self.report = report or (lambda r: log.info("%s", r))
         self.retry_for_s = retry_for_s
+        self.metrics = metrics
 
     def __call__(self, batch: Any, batch_id: int) -> None:
         """``foreachBatch`` entry: the Spark micro-batch of Kafka records collected once (Arrow) and
@@ -118,6 +122,10 @@ class BatchScorer:
         report = self.process_retrying(frame, batch_id)
         report.timings_ms = {"read": round(read_ms, 1), **report.timings_ms}
         self.report(report)
+        if self.metrics is not None:
+            self.metrics.record_batch(
+                report.rows, report.scored, report.timings_ms, report.model_name, report.model_version
+            )
 
     def process_retrying(self, frame: pd.DataFrame, batch_id: int) -> BatchReport:
         """:meth:`process`, retried with backoff while Postgres or Kafka are away (a restart, a leader
@@ -145,7 +153,9 @@ class BatchScorer:
     def process(self, frame: pd.DataFrame, batch_id: int) -> BatchReport:
         # the one place the model may change: between micro-batches
         loaded = self.watcher.for_batch()
-        report = BatchReport(batch_id, rows=len(frame), model_version=loaded.info.version)
+        report = BatchReport(
+            batch_id, rows=len(frame), model_version=loaded.info.version, model_name=loaded.info.name
+        )
         tick = time.perf_counter()
 
         def lap(name: str) -> None:
@@ -191,4 +201,10 @@ class BatchScorer:
             report.dead_letters = len(rejected)
         self.kafka.flush()
         lap("kafka")
+        if self.metrics is not None:
+            # end to end: from each committed event's Kafka record time to its prediction acknowledged
+            sent_ms = batch.produced_ms[~committed.conflicts]
+            self.metrics.record_outputs(
+                committed.predictions["decision"], rejected["reason"], (_now_ms() - sent_ms) / 1000
+            )
         return report

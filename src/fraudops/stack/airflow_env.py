@@ -63,4 +63,9 @@ def airflow_environment(settings: Settings, secrets: Mapping[str, str]) -> dict[
         # MLflow's telemetry thread mutates os.environ while requests iterates it (KeyError in tasks)
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home(settings) / "logs"),
+        # DAG and task durations, failures, scheduler heartbeats: StatsD to statsd_exporter (Prometheus)
+        "AIRFLOW__METRICS__STATSD_ON": "True",
+        "AIRFLOW__METRICS__STATSD_HOST": settings.host_of("statsd"),
+        "AIRFLOW__METRICS__STATSD_PORT": str(settings.stack.ports.statsd),
+        "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
     }

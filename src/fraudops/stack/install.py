@@ -45,6 +45,27 @@ def ensure_minio(settings: Settings, layout: StackLayout, log=print) -> Path:
     return binary
 
 
+STATSD_EXPORTER_MODULE = "github.com/prometheus/statsd_exporter"
+
+
+def ensure_statsd_exporter(settings: Settings, layout: StackLayout, log=print) -> Path:
+    """statsd_exporter (Airflow's StatsD metrics for Prometheus), built from its Go module: Debian
+    bookworm does not package it."""
+    binary = layout.bin / "statsd_exporter"
+    marker = layout.bin / "statsd_exporter.version"
+    version = settings.stack.versions.statsd_exporter
+    if binary.is_file() and _marker_matches(marker, version):
+        return binary
+    go = _require("go", "install Go (https://go.dev/dl) to build statsd_exporter")
+    log(f"building statsd_exporter {version} from its Go module (once)")
+    env = {**os.environ, "GOBIN": str(layout.bin), "CGO_ENABLED": "0"}
+    subprocess.run(
+        [go, "install", f"{STATSD_EXPORTER_MODULE}@{version}"], env=env, check=True, cwd=layout.root
+    )
+    marker.write_text(version + "\n")
+    return binary
+
+
 def ensure_jars(settings: Settings, target: Path, pom: Path, log=print) -> Path:
     """Copy the dependencies of ``pom`` into the folder ``target``; keyed by the pom's content hash."""
     name = target.name
@@ -82,6 +103,11 @@ def ensure_all(settings: Settings, layout: StackLayout, log=print) -> None:
     if settings.spark_jars_dir is not None:  # empty spark.jars_dir: the connector is on Spark's class path
         ensure_jars(settings, settings.spark_jars_dir, settings.path("spark-jobs/pom.xml"), log)
     ensure_minio(settings, layout, log)
+    from fraudops.stack.monitoring import check_installed
+
+    check_installed(settings)
+    ensure_jars(settings, layout.lib / "jmx", settings.path("kafka/jmx-exporter.pom.xml"), log)
+    ensure_statsd_exporter(settings, layout, log)
 
 
 def postgres_bindir() -> Path:

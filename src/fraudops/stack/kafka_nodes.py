@@ -69,9 +69,12 @@ def server_properties(settings: Settings, layout: StackLayout, node_id: int) -> 
     }
 
 
-def java_command(layout: StackLayout, heap: str, main_class: str, *args: str) -> list[str]:
+def java_command(
+    layout: StackLayout, heap: str, main_class: str, *args: str, agents: tuple[str, ...] = ()
+) -> list[str]:
     return [
         "java",
+        *agents,
         f"-Xmx{heap}",
         "-Xms128m",
         "-XX:+UseG1GC",
@@ -83,6 +86,18 @@ def java_command(layout: StackLayout, heap: str, main_class: str, *args: str) ->
         main_class,
         *args,
     ]
+
+
+def jmx_agent(settings: Settings, layout: StackLayout, node_id: int) -> str:
+    """The Prometheus JMX exporter agent of a broker: its metrics on stack.host, stack.ports.kafka_jmx."""
+    jar = next(iter(sorted((layout.lib / "jmx").glob("jmx_prometheus_javaagent-*.jar"))), None)
+    if jar is None:
+        raise FileNotFoundError(
+            f"no JMX exporter agent in {layout.lib / 'jmx'}: run `make up` (it fetches it)"
+        )
+    port = settings.stack.ports.kafka_jmx[node_id - 1]
+    rules = settings.path("configs/prometheus/kafka-jmx.yml")
+    return f"-javaagent:{jar}={settings.stack.host}:{port}:{rules}"
 
 
 def prepare_node(settings: Settings, layout: StackLayout, node_id: int) -> Path:

@@ -114,8 +114,24 @@ class Stack:
             self._start(services[name])
         for name in ("mlflow", *airflow, *spark[1:]):
             self._wait(services[name])
+        self._up_monitoring(services)
         self.log(f"stack up in {time.monotonic() - started:.0f} s")
         return self.status()
+
+    def _up_monitoring(self, services: Mapping[str, ServiceDef]) -> None:
+        # last: their targets are up by now, so a fresh stack starts with no ServiceDown alert
+        names = (
+            "alertmanager",
+            "prometheus",
+            "postgres-exporter",
+            "redis-exporter",
+            "statsd-exporter",
+            "platform-exporter",
+        )
+        for name in names:
+            self._start(services[name])
+        for name in names:
+            self._wait(services[name])
 
     def start(self, names: list[str]) -> None:
         """(Re)start the named services of a stack that was brought up before, and wait until healthy."""
@@ -251,6 +267,16 @@ def format_urls(settings: Settings) -> str:
             f"no login; the scorer's cluster when spark.master is empty ({s.native_spark_master_url})",
         ),
         ("Kafka bootstrap", s.kafka_bootstrap_servers, "plaintext on loopback"),
+        (
+            "Prometheus (targets, alerts)",
+            f"http://{s.stack.host}:{p.prometheus}",
+            "no login (loopback); alert rules in configs/prometheus/rules.yml",
+        ),
+        (
+            "Alertmanager",
+            f"http://{s.stack.host}:{p.alertmanager}",
+            "no login (loopback); webhook ALERT_WEBHOOK_URL in env/alertmanager.env",
+        ),
         ("PostgreSQL", f"{s.host_of('postgres')}:{p.postgres}", "roles and passwords in env/postgres.env"),
     ]
     width = max(len(r[0]) for r in rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import sys
 from collections.abc import Callable, Mapping
@@ -14,7 +15,7 @@ from fraudops.stack import health
 from fraudops.stack.airflow_env import FLOWER_USER, airflow_environment
 from fraudops.stack.health import Health, Probe
 from fraudops.stack.install import postgres_bindir
-from fraudops.stack.kafka_nodes import java_command, node_name, prepare_node
+from fraudops.stack.kafka_nodes import java_command, jmx_agent, node_name, prepare_node
 from fraudops.stack.layout import StackLayout
 from fraudops.stack.postgres import service_user
 from fraudops.stack.process import ProcessSpec
@@ -146,6 +147,8 @@ def _minio(settings: Settings, secrets: Mapping[str, str], layout: StackLayout) 
             env={
                 "MINIO_ROOT_USER": secrets["MINIO_ROOT_USER"],
                 "MINIO_ROOT_PASSWORD": secrets["MINIO_ROOT_PASSWORD"],
+                # Prometheus scrapes /minio/v2/metrics without a token: the API listens on stack.host only
+                "MINIO_PROMETHEUS_AUTH_TYPE": "public",
             },
         ),
         health.guarded(lambda: health.http(f"http://{host}:{ports.minio_api}/minio/health/live")),
@@ -171,6 +174,13 @@ def mlflow_server_env(settings: Settings, secrets: Mapping[str, str]) -> dict[st
 def _mlflow(settings: Settings, secrets: Mapping[str, str], layout: StackLayout) -> ServiceDef:
     host, port = settings.stack.host, settings.stack.ports.mlflow
     allowed = ",".join(f"{h}{p}" for h in (host, "localhost", "127.0.0.1") for p in ("", f":{port}"))
+    metrics = layout.data_of("mlflow-metrics")
+
+    def reset_metrics() -> None:
+        # a new server starts its counters at zero: samples of the previous one's workers would add up
+        shutil.rmtree(metrics, ignore_errors=True)
+        metrics.mkdir(parents=True)
+
     return ServiceDef(
         ProcessSpec(
             "mlflow",
@@ -186,11 +196,15 @@ def _mlflow(settings: Settings, secrets: Mapping[str, str], layout: StackLayout)
                 str(settings.mlflow.workers),
                 "--allowed-hosts",
                 allowed,
+                # /metrics (prometheus-flask-exporter, its samples in this folder across workers)
+                "--expose-prometheus",
+                str(metrics),
             ],
             env=mlflow_server_env(settings, secrets),
         ),
         health.guarded(lambda: health.http(f"http://{host}:{port}/health")),
         f"http://{host}:{port}",
+        reset_metrics,
         start_timeout=120.0,
     )
 
@@ -214,7 +228,13 @@ def _kafka(settings: Settings, layout: StackLayout, node_id: int) -> ServiceDef:
     return ServiceDef(
         ProcessSpec(
             node_name(node_id),
-            java_command(layout, settings.stack.memory.kafka_heap, "kafka.Kafka", str(props)),
+            java_command(
+                layout,
+                settings.stack.memory.kafka_heap,
+                "kafka.Kafka",
+                str(props),
+                agents=(jmx_agent(settings, layout, node_id),) if (layout.lib / "jmx").is_dir() else (),
+            ),
         ),
         health.guarded(probe),
         f"{host}:{port}",
@@ -350,6 +370,17 @@ def _spark_scorer(settings: Settings, layout: StackLayout) -> ServiceDef:
     )
 
 
+def _monitoring(settings: Settings, secrets: Mapping[str, str], layout: StackLayout) -> list[ServiceDef]:
+    from fraudops.stack import monitoring
+
+    services = monitoring.monitoring_services(settings, secrets, layout)
+    # each start writes the generated configuration (webhook URL and Flower password from env/)
+    return [
+        ServiceDef(spec, probe, url, lambda: monitoring.prepare(settings, secrets, layout))
+        for spec, probe, url in services
+    ]
+
+
 def build_services(
     settings: Settings, secrets: Mapping[str, str], layout: StackLayout
 ) -> dict[str, ServiceDef]:
@@ -362,5 +393,6 @@ def build_services(
         *_airflow(settings, secrets),
         *_spark_cluster(settings, layout),
         _spark_scorer(settings, layout),
+        *_monitoring(settings, secrets, layout),
     ]
     return {d.name: d for d in defs}

@@ -1,0 +1,68 @@
+"""`fraudops drift` (the daily drift check) and `fraudops monitor exporter` (the platform exporter)."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("drift")
+@click.option(
+    "--trigger", is_flag=True, help="Trigger the retraining DAG through Airflow's API when drifted."
+)
+def drift_command(trigger: bool) -> None:
+    """PSI of recent scored traffic against the champion's training reference (recorded in Postgres and
+    MLflow); exits 3 when a feature or the score drifted."""
+    import logging
+
+    from fraudops.drift import check_drift
+    from fraudops.secrets import load_secrets
+    from fraudops.settings import load_settings
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    settings = load_settings()
+    secrets = load_secrets(settings.env_dir)
+
+    def retrain(_report) -> None:  # type: ignore[no-untyped-def]
+        from fraudops.airflow_api import AirflowApi
+
+        run_id = AirflowApi(settings, secrets).trigger(settings.drift.retraining_dag_id, {"force": False})
+        click.echo(f"triggered {settings.drift.retraining_dag_id} run {run_id}")
+
+    report = check_drift(settings, secrets, trigger=retrain if trigger else None)
+    click.echo(report.summary())
+    for column, value in sorted(report.psi.items(), key=lambda kv: -kv[1]):
+        click.echo(f"  {column:<36} {value:8.4f}{'  DRIFT' if value >= report.threshold else ''}")
+    if report.drifted:
+        raise SystemExit(3)
+
+
+@click.group("monitor")
+def monitor_group() -> None:
+    """Monitoring processes of the platform."""
+
+
+@monitor_group.command("exporter")
+def exporter_command() -> None:
+    """Serve the platform exporter (champion version, last retraining, drift) on
+    stack.ports.platform_exporter until stopped."""
+    import signal
+    import threading
+
+    from prometheus_client import CollectorRegistry
+
+    from fraudops.monitoring.metrics import serve
+    from fraudops.monitoring.platform import stack_collector
+    from fraudops.secrets import load_secrets
+    from fraudops.settings import load_settings
+
+    settings = load_settings()
+    registry = CollectorRegistry()
+    registry.register(stack_collector(settings, load_secrets(settings.env_dir)))
+    serve(registry, settings.stack.host, settings.stack.ports.platform_exporter)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    click.echo(f"platform exporter on http://{settings.stack.host}:{settings.stack.ports.platform_exporter}")
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,172 @@
+"""The native stack's monitoring services: Prometheus, Alertmanager and the Postgres and Redis exporters,
+all from Debian's packages, in the foreground under the process manager, bound to ``stack.host``."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from fraudops.connections import superuser_dsn
+from fraudops.monitoring.prometheus import ConfigFiles, ScrapeJob, scrape_jobs, write_configs
+from fraudops.settings import Settings
+from fraudops.stack import health
+from fraudops.stack.airflow_env import FLOWER_USER
+from fraudops.stack.layout import StackLayout
+from fraudops.stack.process import ProcessSpec
+
+# service -> (Debian package, its binary, the stack.versions key)
+PACKAGES = {
+    "prometheus": ("prometheus", "prometheus", "prometheus"),
+    "alertmanager": ("prometheus-alertmanager", "prometheus-alertmanager", "alertmanager"),
+    "postgres-exporter": (
+        "prometheus-postgres-exporter",
+        "prometheus-postgres-exporter",
+        "postgres_exporter",
+    ),
+    "redis-exporter": ("prometheus-redis-exporter", "prometheus-redis-exporter", "redis_exporter"),
+}
+# Airflow's StatsD names -> Prometheus names and labels
+STATSD_MAPPING = "configs/prometheus/statsd-mapping.yml"
+_VERSION = re.compile(r"(?:version |Exporter v?)(\d+\.\d+\.\d+)")
+
+
+class MonitoringInstallError(RuntimeError):
+    pass
+
+
+def installed_version(binary: str) -> str | None:
+    """The upstream version a Prometheus-family binary reports (``--version``), e.g. 2.42.0."""
+    path = shutil.which(binary)
+    if path is None:
+        return None
+    out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30)
+    match = _VERSION.search(out.stdout + out.stderr)
+    return match.group(1) if match else None
+
+
+def check_installed(settings: Settings) -> None:
+    """Every monitoring binary is installed at its pinned version (``stack.versions``)."""
+    problems = []
+    for package, binary, key in PACKAGES.values():
+        pinned = getattr(settings.stack.versions, key)
+        found = installed_version(binary)
+        if found != pinned:
+            problems.append(f"{package} {found or 'missing'} (pinned {pinned})")
+    if problems:
+        raise MonitoringInstallError(
+            "monitoring packages not at their pinned versions: "
+            + ", ".join(problems)
+            + "; run `make bootstrap` (Debian bookworm's packages)"
+        )
+
+
+def config_files(layout: StackLayout) -> ConfigFiles:
+    return ConfigFiles(layout.run / "monitoring")
+
+
+def listed_jobs(settings: Settings, layout: StackLayout) -> list[ScrapeJob]:
+    """The scrape jobs of the native stack's Prometheus."""
+    return scrape_jobs(settings, config_files(layout), FLOWER_USER)
+
+
+def monitoring_services(
+    settings: Settings, secrets: Mapping[str, str], layout: StackLayout
+) -> list[tuple[ProcessSpec, health.Probe, str]]:
+    """(process, health probe, URL) of each monitoring service, in start order."""
+    host, ports = settings.stack.host, settings.stack.ports
+    files = config_files(layout)
+    prometheus_url = f"http://{host}:{ports.prometheus}"
+    alertmanager_url = f"http://{host}:{ports.alertmanager}"
+    postgres_dsn = superuser_dsn(settings, secrets) + " sslmode=disable"
+    return [
+        (
+            ProcessSpec(
+                "prometheus",
+                [
+                    PACKAGES["prometheus"][1],
+                    f"--config.file={files.prometheus}",
+                    f"--storage.tsdb.path={layout.data_of('prometheus')}",
+                    f"--storage.tsdb.retention.time={settings.monitoring.retention}",
+                    f"--web.listen-address={host}:{ports.prometheus}",
+                    f"--web.external-url={prometheus_url}",
+                ],
+            ),
+            health.guarded(lambda: health.http(f"{prometheus_url}/-/ready")),
+            f"{prometheus_url} (targets: {prometheus_url}/targets)",
+        ),
+        (
+            ProcessSpec(
+                "alertmanager",
+                [
+                    PACKAGES["alertmanager"][1],
+                    f"--config.file={files.alertmanager}",
+                    f"--storage.path={layout.data_of('alertmanager')}",
+                    f"--web.listen-address={host}:{ports.alertmanager}",
+                    f"--web.external-url={alertmanager_url}",
+                    # no gossip cluster: its default listener takes *:9094, a Kafka broker's port
+                    "--cluster.listen-address=",
+                ],
+            ),
+            health.guarded(lambda: health.http(f"{alertmanager_url}/-/ready")),
+            alertmanager_url,
+        ),
+        (
+            ProcessSpec(
+                "postgres-exporter",
+                [PACKAGES["postgres-exporter"][1], f"--web.listen-address={host}:{ports.postgres_exporter}"],
+                # in the environment, so the password never shows in `ps`
+                env={"DATA_SOURCE_NAME": postgres_dsn},
+            ),
+            health.guarded(lambda: health.http(f"http://{host}:{ports.postgres_exporter}/metrics")),
+            f"http://{host}:{ports.postgres_exporter}/metrics",
+        ),
+        (
+            ProcessSpec(
+                "redis-exporter",
+                [
+                    PACKAGES["redis-exporter"][1],
+                    f"-web.listen-address={host}:{ports.redis_exporter}",
+                    f"-redis.addr=redis://{host}:{ports.redis}",
+                ],
+                env={"REDIS_PASSWORD": secrets["REDIS_PASSWORD"]},
+            ),
+            health.guarded(lambda: health.http(f"http://{host}:{ports.redis_exporter}/metrics")),
+            f"http://{host}:{ports.redis_exporter}/metrics",
+        ),
+        (
+            ProcessSpec(
+                "statsd-exporter",
+                [
+                    str(layout.bin / "statsd_exporter"),
+                    f"--web.listen-address={host}:{ports.statsd_exporter}",
+                    f"--statsd.listen-udp={host}:{ports.statsd}",
+                    # StatsD over TCP is off: Airflow sends UDP
+                    "--statsd.listen-tcp=",
+                    f"--statsd.mapping-config={settings.path(STATSD_MAPPING)}",
+                ],
+            ),
+            health.guarded(lambda: health.http(f"http://{host}:{ports.statsd_exporter}/metrics")),
+            f"http://{host}:{ports.statsd_exporter}/metrics (Airflow's StatsD on udp {host}:{ports.statsd})",
+        ),
+        (
+            ProcessSpec(
+                "platform-exporter",
+                [str(Path(sys.executable).parent / "fraudops"), "monitor", "exporter"],
+                cwd=settings.project_root,
+            ),
+            health.guarded(lambda: health.http(f"http://{host}:{ports.platform_exporter}/metrics")),
+            f"http://{host}:{ports.platform_exporter}/metrics (champion, last retraining, drift)",
+        ),
+    ]
+
+
+def prepare(settings: Settings, secrets: Mapping[str, str], layout: StackLayout) -> None:
+    """Write the generated configuration and create the data folders (before Prometheus or Alertmanager
+    start; both re-read nothing else)."""
+    write_configs(settings, secrets, config_files(layout), FLOWER_USER)
+    for name in ("prometheus", "alertmanager"):
+        layout.data_of(name).mkdir(parents=True, exist_ok=True)

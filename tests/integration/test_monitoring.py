@@ -1,0 +1,193 @@
+"""Prometheus and Alertmanager on the real stack: every target the configuration lists is scraped and up,
+and a real outage (an exporter killed with SIGKILL) reaches a webhook receiver as a Slack-style message,
+then its resolution after the restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import requests
+
+from fraudops.monitoring.metrics import THIRD_PARTY_METRICS
+from fraudops.monitoring.prometheus import WEBHOOK_PATH
+from fraudops.settings import load_settings
+from fraudops.stack import process
+from fraudops.stack.manager import Stack
+from fraudops.stack.monitoring import listed_jobs
+
+# the victim: a real scrape target whose loss harms nothing else
+VICTIM = "redis-exporter"
+VICTIM_JOB = "redis"
+# short enough for a test, the same rules and routes as always
+FAST = {
+    "scrape_interval": "1s",
+    "evaluation_interval": "1s",
+    "group_wait": "1s",
+    "group_interval": "2s",
+    "alerts": {"down_for": "3s"},
+}
+
+
+def _prometheus(settings: Any, path: str, **params: str) -> Any:
+    url = f"http://{settings.stack.host}:{settings.stack.ports.prometheus}{path}"
+    body = requests.get(url, params=params, timeout=10).json()
+    assert body["status"] == "success", body
+    return body["data"]
+
+
+def _wait(what: str, check: Any, timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def test_every_listed_target_is_scraped_and_up(running_stack: Any) -> None:
+    settings = running_stack.settings
+    jobs = listed_jobs(settings, running_stack.stack.layout)
+    required = {job.name for job in jobs if not job.optional}
+
+    def health() -> dict[str, str]:
+        targets = _prometheus(settings, "/api/v1/targets", state="active")["activeTargets"]
+        return {t["labels"]["job"]: t["health"] for t in targets}
+
+    # a stack that just came up may not have scraped every target yet
+    states = _wait(
+        "every required target up",
+        lambda: (s := health()) and all(s.get(j) == "up" for j in required) and s,
+        timeout=60,
+    )
+    assert set(states) == {job.name for job in jobs}
+    # each exporter reaches what it watches, not only itself
+    for query in (
+        "pg_up",
+        "redis_up",
+        "minio_cluster_nodes_online_total",
+        "flower_worker_online",
+        "mlflow_exporter_info",
+        # one active controller in the KRaft quorum, seen through the brokers' JMX agents
+        "sum(kafka_controller_kafkacontroller_activecontrollercount)",
+        # Airflow's StatsD through statsd_exporter
+        "airflow_scheduler_heartbeat",
+    ):
+        result = _wait(query, lambda q=query: _prometheus(settings, "/api/v1/query", query=q)["result"], 30)
+        assert float(result[0]["value"][1]) >= 1, (query, result)
+    # what the Grafana dashboards read from the third-party exporters is there
+    for job, names in THIRD_PARTY_METRICS.items():
+        for name in names:
+            series = _wait(
+                name,
+                lambda n=name, j=job: _prometheus(settings, "/api/v1/query", query=f'{n}{{job="{j}"}}')[
+                    "result"
+                ],
+                30,
+            )
+            assert series, name
+    kafka = _prometheus(settings, "/api/v1/query", query='up{job="kafka"}')["result"]
+    assert len(kafka) == len(settings.stack.ports.kafka)
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: list[dict[str, Any]]
+
+    def do_POST(self) -> None:  # noqa: N802 (the handler's name is http.server's)
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.path == WEBHOOK_PATH:
+            self.received.append(json.loads(body))
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook_receiver(running_stack: Any) -> Iterator[list[dict[str, Any]]]:
+    """A real HTTP server where the default webhook URL points (stack.ports.alert_webhook)."""
+    settings = running_stack.settings
+    received: list[dict[str, Any]] = []
+    handler = type("Receiver", (_Receiver,), {"received": received})
+    server = ThreadingHTTPServer((settings.stack.host, settings.stack.ports.alert_webhook), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield received
+    server.shutdown()
+    server.server_close()
+
+
+class _LocalWebhookStack(Stack):
+    """The stack with the default webhook (the local receiver), whatever env/alertmanager.env says."""
+
+    def _secrets(self) -> Mapping[str, str]:
+        return {**super()._secrets(), "ALERT_WEBHOOK_URL": ""}
+
+
+@pytest.fixture
+def fast_alerting(running_stack: Any) -> Iterator[Stack]:
+    """Prometheus and Alertmanager restarted with short intervals and the local webhook, then restarted
+    as they were."""
+    fast = _LocalWebhookStack(load_settings(monitoring=FAST), log=lambda _line: None)
+    names = ["alertmanager", "prometheus"]
+    try:
+        fast.down(names)
+        fast.start(names)
+        yield fast
+    finally:
+        running_stack.stack.down(names)
+        running_stack.stack.start(names)
+
+
+def _texts(received: list[dict[str, Any]]) -> list[str]:
+    return [
+        f"{a.get('title', '')} {a.get('text', '')}"
+        for message in received
+        for a in message.get("attachments", [])
+    ]
+
+
+def test_a_killed_target_pages_the_webhook_and_its_return_resolves(
+    running_stack: Any, webhook_receiver: list[dict[str, Any]], fast_alerting: Stack
+) -> None:
+    stack = running_stack.stack
+    settings = running_stack.settings
+    host, port = settings.stack.host, settings.stack.ports.redis_exporter
+    # the target is scraped and up before the fault
+    _wait(
+        f"{VICTIM_JOB} up",
+        lambda: any(
+            t["labels"]["job"] == VICTIM_JOB and t["health"] == "up"
+            for t in _prometheus(settings, "/api/v1/targets")["activeTargets"]
+        ),
+        timeout=30,
+    )
+    pid = process.running_pid(stack.layout, VICTIM)
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    try:
+        firing = _wait(
+            "the ServiceDown message",
+            lambda: [t for t in _texts(webhook_receiver) if "[FIRING" in t and f"{host}:{port}" in t],
+            timeout=60,
+        )
+        assert "ServiceDown" in firing[0] and f"{VICTIM_JOB} ({host}:{port}) does not answer" in firing[0]
+        assert webhook_receiver[0]["attachments"], webhook_receiver[0]
+    finally:
+        stack.start([VICTIM])
+    resolved = _wait(
+        "the resolution",
+        lambda: [t for t in _texts(webhook_receiver) if "[RESOLVED" in t and "ServiceDown" in t],
+        timeout=60,
+    )
+    assert f"{host}:{port}" in resolved[0]

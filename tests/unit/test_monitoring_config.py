@@ -1,0 +1,126 @@
+"""Prometheus's and Alertmanager's configuration is generated from the settings: every scrape target is
+a port of stack.ports, the webhook URL stays out of the configuration, and the native services never
+take a port another service holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from fraudops.monitoring.prometheus import (
+    ConfigFiles,
+    alertmanager_config,
+    default_webhook_url,
+    prometheus_config,
+    webhook_url,
+    write_configs,
+)
+from fraudops.settings import load_settings
+from fraudops.stack.layout import StackLayout
+from fraudops.stack.monitoring import listed_jobs, monitoring_services
+
+SECRETS = {
+    "ALERT_WEBHOOK_URL": "",
+    "FLOWER_PASSWORD": "flower-secret",
+    "REDIS_PASSWORD": "redis-secret",
+    "POSTGRES_PASSWORD": "pg-secret",
+}
+
+
+def _ports_in_use(settings) -> set[int]:
+    ports = settings.stack.ports.model_dump()
+    flat: list[int] = []
+    for value in ports.values():
+        flat.extend(value if isinstance(value, list) else [value])
+    return set(flat)
+
+
+def test_every_target_is_a_configured_port(tmp_path: Path) -> None:
+    settings = load_settings()
+    config = prometheus_config(settings, ConfigFiles(tmp_path), "flower")
+    ports = _ports_in_use(settings)
+    targets = [t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]]
+    assert targets and all(int(t.rsplit(":", 1)[1]) in ports for t in targets)
+    assert {job["job_name"] for job in config["scrape_configs"]} >= {
+        "prometheus",
+        "alertmanager",
+        "postgres",
+        "redis",
+        "minio",
+        "flower",
+        "scorer",
+        "producer",
+    }
+    alertmanager = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    assert alertmanager == [f"{settings.stack.host}:{settings.stack.ports.alertmanager}"]
+
+
+def test_ports_are_distinct_and_alertmanager_leaves_kafka_alone() -> None:
+    settings = load_settings()
+    ports = settings.stack.ports.model_dump()
+    flat = [p for v in ports.values() for p in (v if isinstance(v, list) else [v])]
+    assert len(flat) == len(set(flat))
+    layout = StackLayout(Path("/nonexistent"))
+    argv = {spec.name: spec.argv for spec, _, _ in monitoring_services(settings, SECRETS, layout)}
+    # Alertmanager's gossip listener would take *:9094 (a broker) unless turned off
+    assert "--cluster.listen-address=" in argv["alertmanager"]
+    # the platform exporter is ours: it reads its port from the settings, not from a flag
+    assert set(argv) - {"platform-exporter"} == {
+        "prometheus",
+        "alertmanager",
+        "postgres-exporter",
+        "redis-exporter",
+        "statsd-exporter",
+    }
+    for name, args in argv.items():
+        if name == "platform-exporter":
+            continue
+        listen = [a for a in args if "web.listen-address=" in a]
+        assert listen and listen[0].endswith(f"{settings.stack.host}:{getattr_port(settings, name)}"), name
+
+
+def getattr_port(settings, service: str) -> int:
+    return getattr(settings.stack.ports, service.replace("-", "_"))
+
+
+def test_no_secret_on_a_command_line() -> None:
+    settings = load_settings()
+    for spec, _, _ in monitoring_services(settings, SECRETS, StackLayout(Path("/x"))):
+        assert not any(s in " ".join(spec.argv) for s in SECRETS.values() if s), spec.name
+
+
+def test_the_webhook_url_is_read_from_a_private_file(tmp_path: Path) -> None:
+    settings = load_settings()
+    files = ConfigFiles(tmp_path / "monitoring")
+    secret_url = "https://hooks.example.invalid/services/T000/B000/XXXX"
+    write_configs(settings, {**SECRETS, "ALERT_WEBHOOK_URL": secret_url}, files, "flower")
+    assert secret_url not in files.alertmanager.read_text()
+    assert files.webhook_url.read_text() == secret_url
+    assert files.webhook_url.stat().st_mode & 0o077 == 0
+    assert files.flower_password.stat().st_mode & 0o077 == 0
+    receiver = yaml.safe_load(files.alertmanager.read_text())["receivers"][0]
+    assert receiver["slack_configs"][0]["api_url_file"] == str(files.webhook_url)
+    assert yaml.safe_load(files.prometheus.read_text())["rule_files"] == [str(files.rules)]
+    assert "<<" not in files.rules.read_text()
+
+
+def test_an_empty_webhook_url_means_the_local_receiver() -> None:
+    settings = load_settings()
+    assert webhook_url(settings, {"ALERT_WEBHOOK_URL": ""}) == default_webhook_url(settings)
+    assert default_webhook_url(settings) == (
+        f"http://{settings.stack.host}:{settings.stack.ports.alert_webhook}/alerts"
+    )
+    assert webhook_url(settings, {"ALERT_WEBHOOK_URL": "https://x.invalid/h"}) == "https://x.invalid/h"
+
+
+def test_alertmanager_groups_with_the_configured_timings(tmp_path: Path) -> None:
+    settings = load_settings(monitoring={"group_wait": "3s", "repeat_interval": "1h"})
+    route = alertmanager_config(settings, ConfigFiles(tmp_path))["route"]
+    assert (route["group_wait"], route["repeat_interval"]) == ("3s", "1h")
+
+
+def test_listed_jobs_mark_only_the_scorer_and_producer_optional() -> None:
+    settings = load_settings()
+    jobs = listed_jobs(settings, StackLayout(Path("/x")))
+    assert {j.name for j in jobs if j.optional} == {"scorer", "producer"}
