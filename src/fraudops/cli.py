@@ -18,6 +18,7 @@ from fraudops.commands.model import (
 )
 from fraudops.commands.pipeline import bootstrap_command, pipeline_group, promote_command, rollback_command
 from fraudops.commands.stream import produce_command, score_command
+from fraudops.console.cli import console_group
 from fraudops.containers.cli import compose_group
 from fraudops.stack.cli import kafka_group, stack_group
 
@@ -42,6 +43,7 @@ main.add_command(rollback_command)
 main.add_command(bootstrap_command)
 main.add_command(produce_command)
 main.add_command(score_command)
+main.add_command(console_group)
 
 
 @main.command("demo")

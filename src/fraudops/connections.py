@@ -37,3 +37,17 @@ def component_url(
         f"{driver}://{component}:{password}@{settings.host_of('postgres')}:"
         f"{settings.stack.ports.postgres}/{database}"
     )
+
+
+# the secret holding the password of the console's role (console.db_role)
+CONSOLE_DB_PASSWORD = "CONSOLE_DB_PASSWORD"
+
+
+def console_dsn(settings: Settings, secrets: Mapping[str, str]) -> str:
+    """libpq DSN of the ``fraud`` database for the analyst console's own role (reads what it shows, writes
+    analyst labels: :func:`fraudops.stack.postgres.init_console_role`)."""
+    password = quote(secrets[CONSOLE_DB_PASSWORD], safe="")
+    return (
+        f"postgresql://{settings.console.db_role}:{password}@{settings.host_of('postgres')}:"
+        f"{settings.stack.ports.postgres}/{settings.postgres.databases['fraud']}"
+    )

@@ -41,6 +41,8 @@ class Ports(StrictModel):
     spark_worker_ui: int = 8083
     # the scheduler's health server (the native stack binds it to stack.host like every listener)
     airflow_scheduler_health: int = 8974
+    # the analyst console (Streamlit)
+    console: int = 8501
 
 
 class Hosts(StrictModel):
@@ -135,6 +137,15 @@ class AirflowSettings(StrictModel):
     worker_concurrency: int = 2
 
 
+class ConsoleSettings(StrictModel):
+    # the Postgres role the console logs in as: reads what it shows, writes analyst labels, nothing else
+    db_role: str = "fraud_console"
+    # people and their roles (analyst, viewer) with scrypt password hashes; relative to the project root,
+    # beside the generated secrets, never committed
+    users_file: Path = Path("env/console-users.json")
+    page_size: int = 50
+
+
 class DockerSettings(StrictModel):
     # the Debian base of every image (docker/Dockerfile); built with debootstrap where it cannot be pulled
     base_image: str = "debian:12.15-slim"
@@ -165,6 +176,7 @@ class Settings(BaseSettings):
     scorer: ScorerSettings = ScorerSettings()
     spark: SparkSettings = SparkSettings()
     docker: DockerSettings = DockerSettings()
+    console: ConsoleSettings = ConsoleSettings()
 
     @classmethod
     def settings_customise_sources(
