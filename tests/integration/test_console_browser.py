@@ -193,13 +193,15 @@ def _rows(dsn: str, sql: str, params: Any) -> list[tuple]:
 
 def _log_in(page: Any, url: str, name: str, password: str) -> None:
     page.goto(url)
-    page.get_by_label("User name").fill(name)
-    page.get_by_label("Password").fill(password)
+    page.get_by_label("User name", exact=True).fill(name)
+    page.get_by_label("Password", exact=True).fill(password)
     page.get_by_role("button", name="Log in", exact=True).click()
+    _settle(page)
 
 
 def _open(page: Any, name: str, heading: str) -> None:
     page.get_by_test_id("stSidebar").get_by_text(name, exact=True).click()
+    _settle(page)
     page.get_by_role("heading", name=heading).first.wait_for()
 
 
@@ -208,8 +210,19 @@ def _shot(page: Any, world: ConsoleWorld, name: str) -> None:
     page.screenshot(path=str(world.shots / f"{name}.png"), full_page=True)
 
 
+def _settle(page: Any) -> None:
+    """Wait for the script run an interaction started to end (Streamlit's "Running..." widget)."""
+    time.sleep(0.5)
+    page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=UI_TIMEOUT_MS)
+
+
 def _expect_text(page: Any, text: str) -> None:
     page.get_by_text(text).first.wait_for(timeout=UI_TIMEOUT_MS)
+
+
+def _expect_cell(page: Any, text: str) -> None:
+    """Tables draw on a canvas; their accessible copy (hidden) holds the cells."""
+    page.get_by_text(text, exact=True).first.wait_for(state="attached", timeout=UI_TIMEOUT_MS)
 
 
 def test_analyst_searches_labels_an_alert_and_the_label_is_in_postgres(world, browser) -> None:
@@ -226,26 +239,30 @@ def test_analyst_searches_labels_an_alert_and_the_label_is_in_postgres(world, br
     _expect_text(page, f"{world.analyst[0]} (analyst)")
     # search: the event, the decision, the model version that scored it, its reason codes
     tx = world.alerts[0]
-    page.get_by_label("Transaction id").fill(tx)
+    page.get_by_label("Transaction id", exact=True).fill(tx)
     page.get_by_role("button", name="Search", exact=True).click()
+    _settle(page)
     _expect_text(page, f"{world.model_name} v{world.model_version}")
     _expect_text(page, "Reason codes")
-    page.get_by_text("SHAP (log-odds)").first.wait_for()
+    page.get_by_text("SHAP (log-odds)").first.wait_for(state="attached")
     assert page.get_by_text("Reason codes unavailable").count() == 0
     _shot(page, world, "search")
 
     # the alert list, filtered to the test's customer, then a verdict on the newest alert
     _open(page, "Alerts", "Alerts")
-    page.get_by_label("Customer id").fill(str(world.customer_id))
+    page.get_by_label("Customer id", exact=True).fill(str(world.customer_id))
     page.get_by_role("button", name="Apply filters", exact=True).click()
+    _settle(page)
     _expect_text(page, f"{len(world.alerts)} alerts on page 1")
     newest = world.alerts[-1]
-    page.get_by_label("Note").fill("browser test: card reported stolen")
+    page.get_by_label("Note", exact=True).fill("browser test: card reported stolen")
     page.get_by_role("button", name="Save label", exact=True).click()
+    _settle(page)
     _expect_text(page, f"Label saved: {newest} is fraud.")
     _shot(page, world, "alerts")
     # a double submit changes nothing
     page.get_by_role("button", name="Save label", exact=True).click()
+    _settle(page)
     _expect_text(page, "Already labelled fraud with this note")
 
     rows = _rows(
@@ -257,10 +274,12 @@ def test_analyst_searches_labels_an_alert_and_the_label_is_in_postgres(world, br
     assert rows == [(1, "analyst", world.analyst[0], "browser test: card reported stolen", "confirmed_fraud")]
 
     _open(page, "Labels", "Analyst labels")
-    _expect_text(page, newest)
+    _expect_cell(page, newest)
     _shot(page, world, "labels")
     _open(page, "Monitoring", "Scoring")
     _expect_text(page, "Score distribution")
+    _expect_text(page, "Scored by model version")
+    page.locator(".vega-embed canvas, .vega-embed svg").nth(3).wait_for()  # the four charts drawn
     _shot(page, world, "monitoring")
     _open(page, "Model", "Model in production")
     _expect_text(page, "History (model_metadata)")
@@ -273,8 +292,9 @@ def test_a_viewer_sees_but_cannot_label(world, browser) -> None:
     page.set_default_timeout(UI_TIMEOUT_MS)
     _log_in(page, world.url, *world.viewer)
     _expect_text(page, f"{world.viewer[0]} (viewer)")
-    page.get_by_label("Transaction id").fill(world.alerts[1])
+    page.get_by_label("Transaction id", exact=True).fill(world.alerts[1])
     page.get_by_role("button", name="Search", exact=True).click()
+    _settle(page)
     _expect_text(page, "Viewers cannot label transactions")
     assert page.get_by_role("button", name="Save label", exact=True).count() == 0
     _shot(page, world, "viewer")
