@@ -142,6 +142,11 @@ def test_histogram_fills_empty_bins() -> None:
     assert hist["transactions"].iloc[[0, 1, 2, 19]].tolist() == [5, 0, 2, 1]
 
 
+def test_metrics_text() -> None:
+    assert views.metrics_text({"b": 0.123456, "a": 3}) == "a=3, b=0.1235"
+    assert views.metrics_text({}) == "" and views.metrics_text(None) == ""
+
+
 def test_run_key_of_snapshot() -> None:
     assert views.run_key_of_snapshot("s3://fraud-lake/snapshots/manual__2026_run/transactions.parquet") == (
         "manual__2026_run"

@@ -320,7 +320,7 @@ def page_model(user: User) -> None:
         run_key = champion["tags"].get("pipeline.run_key")
         if run_key:
             runs = f"{settings.airflow_url}/dags/{DAG_ID}/runs"
-            st.markdown(f"Trained by Airflow run `{run_key}`: [{DAG_ID} runs]({runs})")
+            st.markdown(f"Trained in pipeline run `{run_key}`: [{DAG_ID} runs in Airflow]({runs})")
     st.subheader("History (model_metadata)")
     with _db() as conn:
         history = queries.model_history(conn, settings.mlflow.model_name)
@@ -331,6 +331,7 @@ def page_model(user: User) -> None:
         views.mlflow_run_url(tracking, exp, run) if run and (exp := _experiment_of(run)) else None
         for run in history["run_id"]
     ]
+    history["metrics"] = history["metrics"].map(views.metrics_text)
     # the snapshot's folder is the Airflow run's key (pipeline.lake_uri)
     history["airflow_run_key"] = [views.run_key_of_snapshot(s) for s in history["data_snapshot"]]
     history["airflow_run"] = [

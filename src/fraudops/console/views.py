@@ -117,3 +117,12 @@ def run_key_of_snapshot(uri: object) -> str | None:
         return None
     parts = uri.removeprefix("s3://").split("/")
     return parts[-2] if len(parts) >= 4 else None
+
+
+def metrics_text(metrics: object) -> str:
+    """A ``model_metadata.metrics`` object as one readable line (``name=value``, floats to 4 places)."""
+    if not isinstance(metrics, Mapping) or not metrics:
+        return ""
+    return ", ".join(
+        f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(metrics.items())
+    )
