@@ -103,3 +103,11 @@ bench-compose: bootstrap ## containers: cold build of every image, up to all-hea
 .PHONY: bench-model
 bench-model: bootstrap ## model core: generation, features, training, scoring speed
 	$(PY) scripts/bench_model.py
+
+.PHONY: bench-console
+bench-console: bootstrap ## console: search by id and alert list on 3 M scored rows in a scratch schema (stack up)
+	$(PY) scripts/bench_console.py $(BENCH_ARGS)
+
+.PHONY: console-screenshots
+console-screenshots: bootstrap ## the console's browser tests, saving each page's screenshot into docs/console
+	FRAUDOPS_CONSOLE_SCREENSHOTS=docs/console $(PYTEST) tests/integration/test_console_browser.py

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a fresh Debian machine, and nothing twice:
-#   - Debian packages: PostgreSQL, Redis, Maven, Java 17, docker-compose (static validation of the compose file)
+#   - Debian packages: PostgreSQL, Redis, Maven, Java 17, docker-compose (static validation of the compose file),
+#     Chromium (the console's browser tests)
 #   - the Python virtual environment from requirements.lock (uv, pinned), with our package installed editable
 # The Go toolchain (for MinIO) must be on PATH; Debian's own golang is too old for MinIO.
 # Kafka jars, the Spark connector and MinIO are fetched by `fraudops stack install` (make up).
@@ -14,6 +15,8 @@ APT_PACKAGES=(postgresql redis-server docker-compose)
 # monitoring: Prometheus (with promtool), Alertmanager and the Postgres and Redis exporters; `fraudops stack
 # install` checks their versions against stack.versions
 APT_PACKAGES+=(prometheus prometheus-alertmanager prometheus-postgres-exporter prometheus-redis-exporter)
+# the browser of the console's browser tests (driven headless by Playwright from the lock file)
+APT_PACKAGES+=(chromium)
 # a JDK 17+ or Maven installed outside Debian's packages serves as well
 command -v mvn >/dev/null || APT_PACKAGES+=(maven)
 java -version 2>&1 | grep -qE 'version "(1[7-9]|2[0-9])' || APT_PACKAGES+=(openjdk-17-jre-headless)

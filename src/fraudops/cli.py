@@ -19,6 +19,7 @@ from fraudops.commands.model import (
 from fraudops.commands.monitor import drift_command, monitor_group
 from fraudops.commands.pipeline import bootstrap_command, pipeline_group, promote_command, rollback_command
 from fraudops.commands.stream import produce_command, score_command
+from fraudops.console.cli import console_group
 from fraudops.containers.cli import compose_group
 from fraudops.stack.cli import kafka_group, stack_group
 
@@ -45,6 +46,7 @@ main.add_command(produce_command)
 main.add_command(score_command)
 main.add_command(drift_command)
 main.add_command(monitor_group)
+main.add_command(console_group)
 
 
 @main.command("demo")

@@ -43,3 +43,15 @@ def component_url(
     database = settings.postgres.databases[component]
     password = quote(secrets[ROLE_PASSWORDS[component]], safe="")
     return f"{driver}://{component}:{password}@{_postgres(settings)}/{database}"
+
+
+# the secret holding the password of the console's role (console.db_role)
+CONSOLE_DB_PASSWORD = "CONSOLE_DB_PASSWORD"
+
+
+def console_dsn(settings: Settings, secrets: Mapping[str, str]) -> str:
+    """libpq DSN of the ``fraud`` database for the analyst console's own role (reads what it shows, writes
+    analyst labels: :func:`fraudops.stack.postgres.init_console_role`)."""
+    password = quote(secrets[CONSOLE_DB_PASSWORD], safe="")
+    database = settings.postgres.databases["fraud"]
+    return f"postgresql://{settings.console.db_role}:{password}@{_postgres(settings)}/{database}"

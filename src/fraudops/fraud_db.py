@@ -49,6 +49,9 @@ CREATE TABLE IF NOT EXISTS fraud_labels (
     recorded_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS fraud_labels_available_at_idx ON fraud_labels (available_at);
+-- an analyst's verdict (source 'analyst', fraudops.labels.prevails): who gave it and why
+ALTER TABLE fraud_labels ADD COLUMN IF NOT EXISTS labelled_by text;
+ALTER TABLE fraud_labels ADD COLUMN IF NOT EXISTS note text;
 """,
     # one row per transaction id (the scorer upserts), stamped with the model that scored it
     "transactions_with_score": f"""
@@ -64,6 +67,8 @@ CREATE TABLE IF NOT EXISTS transactions_with_score (
     PRIMARY KEY (transaction_id)
 );
 CREATE INDEX IF NOT EXISTS transactions_with_score_tx_datetime_idx ON transactions_with_score (tx_datetime);
+-- the console's charts over time and its searches by customer / terminal
+CREATE INDEX IF NOT EXISTS transactions_with_score_scored_at_idx ON transactions_with_score (scored_at);
 """,
     "fraud_alerts": f"""
 CREATE TABLE IF NOT EXISTS fraud_alerts (
@@ -78,6 +83,10 @@ CREATE TABLE IF NOT EXISTS fraud_alerts (
     created_at timestamptz NOT NULL DEFAULT now(),
     UNIQUE (transaction_id)
 );
+-- the console's alert list: newest first, filtered by decision, customer or terminal (fraudops.console)
+CREATE INDEX IF NOT EXISTS fraud_alerts_tx_datetime_idx ON fraud_alerts (tx_datetime DESC, alert_id DESC);
+CREATE INDEX IF NOT EXISTS fraud_alerts_customer_idx ON fraud_alerts (customer_id, tx_datetime DESC);
+CREATE INDEX IF NOT EXISTS fraud_alerts_terminal_idx ON fraud_alerts (terminal_id, tx_datetime DESC);
 """,
     # every micro-batch the scorer committed: its tables and this row are one Postgres transaction
     "scorer_batches": """

@@ -29,6 +29,34 @@ def label_records(transactions: pd.DataFrame, delay: timedelta = DEFAULT_DELAY) 
     )
 
 
+# where a label comes from, weakest first: the simulator's delayed feed (stand-in for chargebacks), then an
+# analyst's verdict in the console, which is the better ground truth for the same transaction
+LABEL_SOURCES: tuple[str, ...] = ("simulator", "analyst")
+ANALYST_SOURCE = "analyst"
+
+
+def prevails(incoming: str, existing: str | None) -> bool:
+    """Whether a label from ``incoming`` replaces the stored label from ``existing`` for the same
+    transaction id (``fraud_labels`` keeps one label per id, the one a retraining uses).
+
+    A stronger source replaces a weaker one; an analyst's verdict replaces an earlier analyst's (a verdict
+    corrected); a simulated label never replaces anything, so a delayed feed that arrives after an analyst
+    leaves the verdict in place.
+    """
+    for source in (incoming, existing):
+        if source is not None and source not in LABEL_SOURCES:
+            raise ValueError(f"unknown label source {source!r}: one of {', '.join(LABEL_SOURCES)}")
+    if existing is None:
+        return True
+    rank_in, rank_old = LABEL_SOURCES.index(incoming), LABEL_SOURCES.index(existing)
+    return rank_in > rank_old or (rank_in == rank_old and incoming == ANALYST_SOURCE)
+
+
+def overridable_by(incoming: str) -> list[str]:
+    """The stored sources a label from ``incoming`` replaces (what the upsert's WHERE clause lets through)."""
+    return [source for source in LABEL_SOURCES if prevails(incoming, source)]
+
+
 def labels_known_at(labels: pd.DataFrame, cutoff: datetime | pd.Timestamp) -> pd.DataFrame:
     """The labels published by ``cutoff`` (what a training run at ``cutoff`` may use)."""
     return labels.loc[labels["available_at"] <= pd.Timestamp(cutoff)]

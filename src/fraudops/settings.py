@@ -59,6 +59,8 @@ class Ports(StrictModel):
     kafka_jmx: list[int] = Field(default_factory=lambda: [9404, 9405, 9406], min_length=1)
     # champion version, last retraining, drift (fraudops monitor exporter)
     platform_exporter: int = 9110
+    # the analyst console (Streamlit)
+    console: int = 8501
 
 
 class Hosts(StrictModel):
@@ -162,6 +164,15 @@ class AirflowSettings(StrictModel):
     worker_concurrency: int = 2
 
 
+class ConsoleSettings(StrictModel):
+    # the Postgres role the console logs in as: reads what it shows, writes analyst labels, nothing else
+    db_role: str = "fraud_console"
+    # people and their roles (analyst, viewer) with scrypt password hashes; relative to the project root,
+    # beside the generated secrets, never committed
+    users_file: Path = Path("env/console-users.json")
+    page_size: int = 50
+
+
 class DockerSettings(StrictModel):
     # the Debian base of every image (docker/Dockerfile); built with debootstrap where it cannot be pulled
     base_image: str = "debian:12.15-slim"
@@ -194,6 +205,7 @@ class Settings(BaseSettings):
     docker: DockerSettings = DockerSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
     drift: DriftSettings = DriftSettings()
+    console: ConsoleSettings = ConsoleSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -325,6 +325,7 @@ def _expected_ports(settings: Settings) -> dict[str, list[tuple[str, int]]]:
             ("FRAUDOPS_STACK__PORTS__SPARK_MASTER", p.spark_master),
             ("FRAUDOPS_STACK__PORTS__SPARK_MASTER_UI", p.spark_master_ui),
         ],
+        "console": [("FRAUDOPS_STACK__PORTS__CONSOLE", p.console)],
         # spark-worker publishes nothing: `--scale spark-worker=N` would fight over a fixed host port
     }
     assert len(p.kafka) == len(KAFKA_NODES)

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 import pandas as pd
 import pytest
 
-from fraudops.labels import DelayedLabelFeed, label_records, labels_known_at
+from fraudops.labels import DelayedLabelFeed, label_records, labels_known_at, overridable_by, prevails
 
 
 def test_label_records_are_published_after_the_delay(small_transactions: pd.DataFrame) -> None:
@@ -39,3 +39,18 @@ def test_delayed_feed_releases_labels_in_order_when_due() -> None:
     with pytest.raises(ValueError, match="in order"):
         feed.push("old", t0, 0, 0)
     assert [label.transaction_id for label in feed.due(t0 + timedelta(hours=1))] == ["c"]
+
+
+def test_analyst_labels_win_over_simulated_ones_for_the_same_id() -> None:
+    # nothing stored yet: any source lands
+    assert prevails("simulator", None) and prevails("analyst", None)
+    # an analyst's verdict replaces the simulated label, and a later verdict corrects an earlier one
+    assert prevails("analyst", "simulator")
+    assert prevails("analyst", "analyst")
+    # the delayed feed never overwrites: neither an analyst's verdict nor its own first label
+    assert not prevails("simulator", "analyst")
+    assert not prevails("simulator", "simulator")
+    assert overridable_by("analyst") == ["simulator", "analyst"]
+    assert overridable_by("simulator") == []
+    with pytest.raises(ValueError, match="unknown label source"):
+        prevails("chargeback-bot", "simulator")

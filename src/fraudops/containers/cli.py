@@ -23,6 +23,10 @@ def _ready_compose(settings: Settings) -> Compose:
     except EngineError as exc:
         raise click.ClickException(str(exc)) from exc
     ensure_secrets(settings.env_dir)
+    # the console container reads env/ read-only: its people are created here, beside the secrets
+    from fraudops.console.users import ensure_console_users
+
+    ensure_console_users(settings)
     return Compose(settings, log=_log)
 
 

@@ -78,6 +78,7 @@ def compose_environment(settings: Settings, base: Mapping[str, str] | None = Non
             "FRAUDOPS_STACK__PORTS__MINIO_API": str(ports.minio_api),
             "FRAUDOPS_STACK__PORTS__MINIO_CONSOLE": str(ports.minio_console),
             "FRAUDOPS_STACK__PORTS__MLFLOW": str(ports.mlflow),
+            "FRAUDOPS_STACK__PORTS__CONSOLE": str(ports.console),
             "FRAUDOPS_STACK__PORTS__AIRFLOW": str(ports.airflow),
             "FRAUDOPS_STACK__PORTS__FLOWER": str(ports.flower),
             "FRAUDOPS_STACK__PORTS__SPARK_UI": str(ports.spark_ui),

@@ -19,4 +19,5 @@ SERVICE_NAMES: tuple[str, ...] = (
     "spark-master",
     "spark-worker",
     "spark-scorer",
+    "console",
 )

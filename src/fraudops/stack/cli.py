@@ -107,6 +107,10 @@ def secrets() -> None:
         click.echo(f"env/{name}: generated {', '.join(keys)}")
     if not report:
         click.echo("all secrets present")
+    from fraudops.console.users import ensure_console_users
+
+    for name in ensure_console_users(settings):
+        click.echo(f"{settings.console.users_file}: created console user {name}")
 
 
 @stack_group.command()

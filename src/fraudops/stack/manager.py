@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from fraudops.console.users import ensure_console_users
 from fraudops.secrets import ensure_secrets, load_secrets, secrets_generated
 from fraudops.settings import Settings
 from fraudops.stack import install, process
@@ -73,6 +74,8 @@ class Stack:
         started = time.monotonic()
         for name, keys in ensure_secrets(self.settings.env_dir).items():
             self.log(f"generated secrets in env/{name}: {', '.join(keys)}")
+        for name in ensure_console_users(self.settings):
+            self.log(f"created console user {name} in {self.settings.console.users_file}")
         secrets = self._secrets()
         install.ensure_all(self.settings, self.layout, self.log)
         services = self.services()
@@ -92,6 +95,7 @@ class Stack:
             self._start(services[name])
         self._wait(services["postgres"])
         init_databases(self.settings, secrets)
+        self._start(services["console"])
         self._wait(services["minio"])
         ensure_buckets(self.settings, secrets)
         self._start(services["mlflow"])
@@ -112,7 +116,7 @@ class Stack:
             self._wait(services[name])
         for name in spark[1:]:
             self._start(services[name])
-        for name in ("mlflow", *airflow, *spark[1:]):
+        for name in ("mlflow", *airflow, *spark[1:], "console"):
             self._wait(services[name])
         self._up_monitoring(services)
         self.log(f"stack up in {time.monotonic() - started:.0f} s")
@@ -278,6 +282,12 @@ def format_urls(settings: Settings) -> str:
             "no login (loopback); webhook ALERT_WEBHOOK_URL in env/alertmanager.env",
         ),
         ("PostgreSQL", f"{s.host_of('postgres')}:{p.postgres}", "roles and passwords in env/postgres.env"),
+        (
+            "Analyst console",
+            f"http://{s.stack.host}:{p.console}",
+            f"users analyst / viewer, passwords CONSOLE_ANALYST_PASSWORD / CONSOLE_VIEWER_PASSWORD in"
+            f" env/console.env (hashed into {s.console.users_file})",
+        ),
     ]
     width = max(len(r[0]) for r in rows)
     url_width = max(len(r[1]) for r in rows)

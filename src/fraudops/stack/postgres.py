@@ -99,4 +99,55 @@ def init_databases(settings: Settings, secrets: Mapping[str, str]) -> list[str]:
                 done.append(database)
     finally:
         conn.close()
+    init_console_role(settings, secrets)
     return done
+
+
+def console_grants(role: str) -> list[str]:
+    """What the console's role may do in the ``fraud`` database: read the tables it shows, write analyst
+    labels, set an alert's status. Nothing else (no transactions_raw, no DDL, no DELETE)."""
+    from fraudops.console.queries import READ_TABLES
+
+    quoted = '"' + role.replace('"', '""') + '"'
+    return [
+        *(f"GRANT SELECT ON {table} TO {quoted}" for table in READ_TABLES),
+        f"GRANT INSERT, UPDATE ON fraud_labels TO {quoted}",
+        f"GRANT UPDATE (status) ON fraud_alerts TO {quoted}",
+    ]
+
+
+def init_console_role(settings: Settings, secrets: Mapping[str, str]) -> None:
+    """The console's login role (``console.db_role``) with :func:`console_grants` on the fraud tables; the
+    tables are created first by their owner, the ``fraud`` role. Idempotent."""
+    import psycopg2
+    from psycopg2 import sql
+
+    from fraudops import fraud_db
+    from fraudops.connections import CONSOLE_DB_PASSWORD, component_url
+
+    role = settings.console.db_role
+    database = settings.postgres.databases["fraud"]
+    conn = psycopg2.connect(superuser_dsn(settings, secrets))
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
+            verb = "ALTER" if cur.fetchone() else "CREATE"
+            cur.execute(
+                sql.SQL(verb + " ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}").format(
+                    sql.Identifier(role), sql.Literal(secrets[CONSOLE_DB_PASSWORD])
+                )
+            )
+            cur.execute(
+                sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                    sql.Identifier(database), sql.Identifier(role)
+                )
+            )
+    finally:
+        conn.close()
+    owner_dsn = component_url(settings, secrets, "fraud", driver="postgresql")
+    fraud_db.create_tables(owner_dsn)
+    with fraud_db.connect(owner_dsn) as owner, owner.cursor() as cur:
+        for grant in console_grants(role):
+            cur.execute(grant)
+        owner.commit()

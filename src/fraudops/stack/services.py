@@ -381,6 +381,22 @@ def _monitoring(settings: Settings, secrets: Mapping[str, str], layout: StackLay
     ]
 
 
+def _console(settings: Settings) -> ServiceDef:
+    """The analyst console (Streamlit, src/fraudops/console), logged in to Postgres as console.db_role."""
+    host, port = settings.stack.host, settings.stack.ports.console
+    return ServiceDef(
+        ProcessSpec(
+            "console",
+            [venv_bin("fraudops"), "console", "serve"],
+            cwd=settings.project_root,
+            env={"PYTHONUNBUFFERED": "1"},
+        ),
+        health.guarded(lambda: health.http(f"http://{host}:{port}/_stcore/health")),
+        f"http://{host}:{port} (login: users in {settings.console.users_file}, first passwords in"
+        " env/console.env)",
+    )
+
+
 def build_services(
     settings: Settings, secrets: Mapping[str, str], layout: StackLayout
 ) -> dict[str, ServiceDef]:
@@ -394,5 +410,6 @@ def build_services(
         *_spark_cluster(settings, layout),
         _spark_scorer(settings, layout),
         *_monitoring(settings, secrets, layout),
+        _console(settings),
     ]
     return {d.name: d for d in defs}
