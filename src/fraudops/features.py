@@ -16,12 +16,23 @@ Definitions, for a transaction of customer ``c`` on terminal ``m`` at time ``t``
   delay. A label becomes known ``D`` after its transaction, so a transaction exactly ``D`` old counts and
   a younger one never does: the features use only labels known at ``t``.
 
+The customer's behaviour (issue 17), from the same customer history, no labels; "other" transactions are
+``c``'s transactions other than this one (simultaneous ones included):
+
+- ``customer_amount_ratio_{w}d``: ``tx_amount`` over the mean amount of ``c``'s other transactions with
+  time in ``(t - w, t]``, 0 when there are none (a stolen card spends unlike its owner).
+- ``customer_days_since_prev_tx``: days from ``c``'s latest other transaction with time in
+  ``(t - 30 d, t]`` to ``t`` (0 for a simultaneous one), 30 when there is none.
+- ``customer_terminal_nb_tx_30d``: count of ``c``'s other transactions on ``m`` with time in
+  ``(t - 30 d, t]``; 0 = a terminal new to the customer.
+
 Windows are sets of transactions by time, not "the previous N rows", so the result does not depend on
 the order in which simultaneous events arrive, which a stream cannot guarantee.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -73,8 +84,23 @@ def _window_features() -> tuple[WindowFeature, ...]:
 
 WINDOW_FEATURES: tuple[WindowFeature, ...] = _window_features()
 TRANSACTION_FEATURES: tuple[str, ...] = ("tx_amount", "tx_during_weekend", "tx_during_night")
+# the 15 features of the Fraud Detection Handbook (what the ablation compares against)
+BASELINE_FEATURES: tuple[str, ...] = TRANSACTION_FEATURES + tuple(f.name for f in WINDOW_FEATURES)
+
+AMOUNT_RATIO_WINDOWS_DAYS: tuple[int, ...] = (7, 30)
+RECENCY_CAP_DAYS = 30
+CUSTOMER_TERMINAL_WINDOW_DAYS = 30
+BEHAVIOUR_FEATURES: tuple[str, ...] = (
+    *(f"customer_amount_ratio_{w}d" for w in AMOUNT_RATIO_WINDOWS_DAYS),
+    "customer_days_since_prev_tx",
+    f"customer_terminal_nb_tx_{CUSTOMER_TERMINAL_WINDOW_DAYS}d",
+)
 # the model's input vector, in this order
-FEATURE_NAMES: tuple[str, ...] = TRANSACTION_FEATURES + tuple(f.name for f in WINDOW_FEATURES)
+FEATURE_NAMES: tuple[str, ...] = BASELINE_FEATURES + BEHAVIOUR_FEATURES
+# every customer-side feature: computed together from the customer's history, in batch and online
+CUSTOMER_FEATURES: tuple[str, ...] = (
+    tuple(f.name for f in WINDOW_FEATURES if f.entity == "customer_id") + BEHAVIOUR_FEATURES
+)
 KEY_COLUMNS: tuple[str, ...] = ("transaction_id", "tx_datetime", "customer_id", "terminal_id")
 
 
@@ -128,6 +154,52 @@ class _Windows:
         lo = np.searchsorted(self.sorted_keys, self.sorted_keys - delay_s - window_s, side="right")[self.rank]
         return (hi - lo).astype(np.float64), {name: p[hi] - p[lo] for name, p in self.prefix.items()}
 
+    def previous_gap(self, window_s: int) -> np.ndarray:
+        """Per row (input order): :func:`gap_to_previous` of its own key."""
+        return gap_to_previous(self.sorted_keys, self.sorted_keys, window_s)[self.rank]
+
+
+def gap_to_previous(keys: np.ndarray, queries: np.ndarray, window_s: int) -> np.ndarray:
+    """Seconds from each query's latest other key in ``(q - window, q]`` to the query, ``window`` when there
+    is none. ``keys`` are sorted and hold every query itself once: another key equal to the query is a
+    simultaneous transaction (gap 0); keys of other entities lie more than a window away."""
+    before = np.searchsorted(keys, queries, side="left")
+    through = np.searchsorted(keys, queries, side="right")
+    previous = keys[np.maximum(before - 1, 0)] if len(keys) else np.zeros(len(queries), np.int64)
+    gap = np.where((before > 0) & (previous > queries - window_s), queries - previous, window_s)
+    return np.where(through - before >= 2, 0, gap).astype(np.float64)
+
+
+def pair_codes(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """One int64 code per (first, second) pair, equal pairs equal codes (within one call)."""
+    a, _ = pd.factorize(np.asarray(first), sort=False)
+    b, b_uniques = pd.factorize(np.asarray(second), sort=False)
+    return a.astype(np.int64) * max(len(b_uniques), 1) + b
+
+
+def behaviour_features(
+    amount: np.ndarray,
+    customer_windows: Callable[[int], tuple[np.ndarray, dict[str, np.ndarray]]],
+    customer_gap: Callable[[int], np.ndarray],
+    pair_counts: Callable[[int], np.ndarray],
+) -> dict[str, np.ndarray]:
+    """:data:`BEHAVIOUR_FEATURES` of transactions with amounts ``amount``, from window queries over their
+    customers' histories, which hold the transactions themselves (batch and online share this):
+    ``customer_windows(w)`` -> counts and amount sums over ``(t - w, t]``, ``customer_gap(w)`` ->
+    :func:`gap_to_previous`, ``pair_counts(w)`` -> counts of the (customer, terminal) pair's."""
+    out: dict[str, np.ndarray] = {}
+    for w in AMOUNT_RATIO_WINDOWS_DAYS:
+        counts, sums = customer_windows(w * SECONDS_PER_DAY)
+        others = counts - 1
+        # amount / mean of the others = amount * n_others / sum_others
+        out[f"customer_amount_ratio_{w}d"] = np.where(
+            others > 0, _ratio(amount * others, sums["amount"] - amount), 0.0
+        )
+    out["customer_days_since_prev_tx"] = customer_gap(RECENCY_CAP_DAYS * SECONDS_PER_DAY) / SECONDS_PER_DAY
+    window_s = CUSTOMER_TERMINAL_WINDOW_DAYS * SECONDS_PER_DAY
+    out[f"customer_terminal_nb_tx_{CUSTOMER_TERMINAL_WINDOW_DAYS}d"] = pair_counts(window_s) - 1
+    return out
+
 
 def statistic_of(feature: WindowFeature, counts: np.ndarray, sums: dict[str, np.ndarray]) -> np.ndarray:
     """A window feature's value from its window's counts and sums (batch and online share this)."""
@@ -168,11 +240,14 @@ def build_features(transactions: pd.DataFrame, *, fraud: pd.Series | None = None
             out[label] = transactions[label]
     features = transaction_features(transactions["tx_datetime"], amount)
 
+    by_entity: dict[str, _Windows] = {}
     for entity in ("customer_id", "terminal_id"):
         defs = [f for f in WINDOW_FEATURES if f.entity == entity]
-        longest = max(f.window_days + f.delay_days for f in defs) * SECONDS_PER_DAY
-        windows = _Windows(
-            transactions[entity].to_numpy(), seconds, longest, {"amount": amount, "fraud": fraud_values}
+        windows = by_entity[entity] = _Windows(
+            transactions[entity].to_numpy(),
+            seconds,
+            window_reach_s(entity),
+            {"amount": amount, "fraud": fraud_values},
         )
         cache: dict[tuple[int, int], tuple[np.ndarray, dict[str, np.ndarray]]] = {}
         for f in defs:
@@ -180,15 +255,31 @@ def build_features(transactions: pd.DataFrame, *, fraud: pd.Series | None = None
             if span not in cache:
                 cache[span] = windows.counts_and_sums(*span)
             features[f.name] = statistic_of(f, *cache[span])
+    customers = by_entity["customer_id"]
+    pairs = _Windows(
+        pair_codes(transactions["customer_id"].to_numpy(), transactions["terminal_id"].to_numpy()),
+        seconds,
+        window_reach_s("customer_id"),
+        {},
+    )
+    features.update(
+        behaviour_features(
+            amount,
+            lambda w: customers.counts_and_sums(w, 0),
+            customers.previous_gap,
+            lambda w: pairs.counts_and_sums(w, 0)[0],
+        )
+    )
 
     for name in FEATURE_NAMES:
         out[name] = features[name]
     return out
 
 
-def feature_matrix(features: pd.DataFrame) -> np.ndarray:
-    """The model input: :data:`FEATURE_NAMES` in order, as float32 (what the boosters use internally)."""
-    return features.loc[:, list(FEATURE_NAMES)].to_numpy(dtype=np.float32)
+def feature_matrix(features: pd.DataFrame, names: tuple[str, ...] = FEATURE_NAMES) -> np.ndarray:
+    """The model input: :data:`FEATURE_NAMES` (or ``names``, for an ablation) in order, as float32 (what
+    the boosters use internally)."""
+    return features.loc[:, list(names)].to_numpy(dtype=np.float32)
 
 
 def terminal_risk_table(transactions: pd.DataFrame, as_of: pd.Timestamp | str) -> pd.DataFrame:
@@ -218,7 +309,10 @@ def terminal_risk_table(transactions: pd.DataFrame, as_of: pd.Timestamp | str) -
 
 def window_reach_s(entity: Entity) -> int:
     """How far back the longest window of ``entity`` reaches from a transaction (window plus delay)."""
-    return max(f.window_days + f.delay_days for f in WINDOW_FEATURES if f.entity == entity) * SECONDS_PER_DAY
+    days = [f.window_days + f.delay_days for f in WINDOW_FEATURES if f.entity == entity]
+    if entity == "customer_id":
+        days += [*AMOUNT_RATIO_WINDOWS_DAYS, RECENCY_CAP_DAYS, CUSTOMER_TERMINAL_WINDOW_DAYS]
+    return max(days) * SECONDS_PER_DAY
 
 
 def at_epoch_seconds(seconds: int) -> datetime:
@@ -287,6 +381,12 @@ class OnlineWindows:
         lo = np.searchsorted(self._keys, self._queries - delay_s - window_s, side="right")
         return (hi - lo).astype(np.float64), {name: p[hi] - p[lo] for name, p in self._prefix.items()}
 
+    def previous_gap(self, window_s: int) -> np.ndarray:
+        """Per query: :func:`gap_to_previous`; the history must hold the queries themselves."""
+        if window_s > self._reach_s:
+            raise ValueError(f"a span of {window_s} s exceeds the {self._reach_s} s this index covers")
+        return gap_to_previous(self._keys, self._queries, window_s)
+
 
 def online_window_features(
     entity: Entity,
@@ -313,4 +413,49 @@ def online_window_features(
         if span not in cache:
             cache[span] = windows.counts_and_sums(*span)
         out[f.name] = statistic_of(f, *cache[span])
+    return out
+
+
+def online_customer_features(
+    history_customer: np.ndarray,
+    history_terminal: np.ndarray,
+    history_seconds: np.ndarray,
+    history_amount: np.ndarray,
+    query_customer: np.ndarray,
+    query_terminal: np.ndarray,
+    query_seconds: np.ndarray,
+    query_amount: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """:data:`CUSTOMER_FEATURES` of each query from its customer's history, which must include the
+    queried transactions themselves (each once), as in :func:`build_features`."""
+    history_amount = np.nan_to_num(np.asarray(history_amount, dtype=np.float64))
+    reach = window_reach_s("customer_id")
+    windows = OnlineWindows(
+        history_customer, history_seconds, {"amount": history_amount}, query_customer, query_seconds, reach
+    )
+    out: dict[str, np.ndarray] = {}
+    cache: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
+
+    def customer_windows(window_s: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        if window_s not in cache:
+            cache[window_s] = windows.counts_and_sums(window_s, 0)
+        return cache[window_s]
+
+    for f in (f for f in WINDOW_FEATURES if f.entity == "customer_id"):
+        out[f.name] = statistic_of(f, *customer_windows(f.window_days * SECONDS_PER_DAY))
+    # pair codes from history and queries at once, so that equal pairs get equal codes
+    n = len(np.asarray(history_customer))
+    codes = pair_codes(
+        np.concatenate([np.asarray(history_customer), np.asarray(query_customer)]),
+        np.concatenate([np.asarray(history_terminal), np.asarray(query_terminal)]),
+    )
+    pairs = OnlineWindows(codes[:n], history_seconds, {}, codes[n:], query_seconds, reach)
+    out.update(
+        behaviour_features(
+            np.asarray(query_amount, dtype=np.float64),
+            customer_windows,
+            windows.previous_gap,
+            lambda w: pairs.counts_and_sums(w, 0)[0],
+        )
+    )
     return out

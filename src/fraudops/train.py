@@ -101,8 +101,8 @@ def data_fingerprint(features: pd.DataFrame) -> str:
     return hashlib.sha256(hashed.to_numpy().tobytes()).hexdigest()[:16]
 
 
-def _dataset(frame: pd.DataFrame) -> Dataset:
-    return Dataset(feature_matrix(frame), frame["tx_fraud"].to_numpy(dtype=np.int64))
+def _dataset(frame: pd.DataFrame, names: tuple[str, ...] = FEATURE_NAMES) -> Dataset:
+    return Dataset(feature_matrix(frame, names), frame["tx_fraud"].to_numpy(dtype=np.int64), names)
 
 
 def _check(name: str, data: Dataset) -> None:
@@ -153,9 +153,11 @@ def train_model(
     register: bool = True,
     end: pd.Timestamp | None = None,
     tags: Mapping[str, str] | None = None,
+    feature_names: tuple[str, ...] = FEATURE_NAMES,
 ) -> TrainingResult:
     """Train one family on a features frame (:func:`fraudops.features.build_features`), evaluate it out
-    of time, log everything to MLflow and register the model as a new version of ``model_name``."""
+    of time, log everything to MLflow and register the model as a new version of ``model_name``.
+    ``feature_names`` other than the model's input vector are for ablations (such a model cannot serve)."""
     import mlflow
     from sklearn.metrics import average_precision_score
 
@@ -172,9 +174,11 @@ def train_model(
             BURN_IN_DAYS,
             first.date(),
         )
-    train, valid = _dataset(features[masks["train"]]), _dataset(features[masks["validation"]])
+    train = _dataset(features[masks["train"]], feature_names)
+    valid = _dataset(features[masks["validation"]], feature_names)
     test_frame = features[masks["test"]]
-    for name, data in (("train", train), ("validation", valid), ("test", _dataset(test_frame))):
+    test = _dataset(test_frame, feature_names)
+    for name, data in (("train", train), ("validation", valid), ("test", test)):
         _check(name, data)
 
     fit_options = FitOptions(
@@ -216,6 +220,7 @@ def train_model(
             model_settings.thresholds,
             latency_rows=training.latency_rows,
             protocol=ProtocolWindow(windows.test_start, windows.test_end, features, LABEL_DELAY_DAYS),
+            feature_names=feature_names,
         )
 
         run_params: dict[str, Any] = {
@@ -228,7 +233,7 @@ def train_model(
             "threshold_review": model_settings.thresholds.review,
             "threshold_block": model_settings.thresholds.block,
             "label_delay_days": LABEL_DELAY_DAYS,
-            "features": ",".join(FEATURE_NAMES),
+            "features": ",".join(feature_names),
             "train_rows": len(train.y),
             "validation_rows": len(valid.y),
             "search": training.search.enabled,
@@ -253,7 +258,7 @@ def train_model(
                 result.y, result.scores, model_settings.thresholds, model.importance()
             )
         )
-        example = tracking.example_frame(feature_matrix(test_frame))
+        example = tracking.example_frame(feature_matrix(test_frame, feature_names), names=feature_names)
         signature = tracking.model_signature(example, model.predict(example.to_numpy()))
         if data_snapshot:
             tracking.log_snapshot_inputs(data_snapshot, snapshot_tags["data.fingerprint"], signature.inputs)

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from fraudops.features import (
+    BASELINE_FEATURES,
     FEATURE_NAMES,
     LABEL_DELAY_DAYS,
     WINDOW_FEATURES,
@@ -35,7 +36,8 @@ def _by_id(features: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_feature_vector_definition() -> None:
-    assert len(FEATURE_NAMES) == 15 == len(set(FEATURE_NAMES))
+    assert len(FEATURE_NAMES) == len(set(FEATURE_NAMES))
+    assert len(BASELINE_FEATURES) == 15 and FEATURE_NAMES[:15] == BASELINE_FEATURES
     assert FEATURE_NAMES[:3] == ("tx_amount", "tx_during_weekend", "tx_during_night")
     assert LABEL_DELAY_DAYS == 7
     assert all(f.delay_days == LABEL_DELAY_DAYS for f in WINDOW_FEATURES if f.entity == "terminal_id")

@@ -95,7 +95,8 @@ def _stored(tx: pd.DataFrame):
     def load(start):
         calls.append(start)
         return tx.loc[
-            tx["tx_datetime"] > start, ["transaction_id", "customer_id", "tx_datetime", "tx_amount"]
+            tx["tx_datetime"] > start,
+            ["transaction_id", "customer_id", "terminal_id", "tx_datetime", "tx_amount"],
         ]
 
     return load, calls
@@ -160,6 +161,7 @@ def test_history_is_pruned_to_the_longest_window_and_reloaded_when_a_batch_reach
         {
             "transaction_id": ["a", "b", "c"],
             "customer_id": [1, 1, 1],
+            "terminal_id": [2, 2, 2],
             "tx_datetime": [t0, t0 + 10 * day, t0 + 40 * day],
             "tx_amount": [1.0, 2.0, 3.0],
         }
