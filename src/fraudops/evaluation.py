@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from fraudops.decisions import decide
-from fraudops.features import FEATURE_NAMES, feature_matrix
+from fraudops.features import feature_matrix
 from fraudops.model_config import Thresholds
 from fraudops.model_families import FraudModel
 
@@ -268,13 +268,13 @@ def evaluate(
     latency_rows: int = 500,
     k: int = CARD_PRECISION_K,
     protocol: ProtocolWindow | None = None,
-    feature_names: tuple[str, ...] = FEATURE_NAMES,
 ) -> Evaluation:
     """Evaluate ``model`` on ``test`` (a features frame with ``tx_fraud``): the simple metrics on the
     whole window and, given ``protocol``, the field's protocol metrics (:func:`protocol_metrics`)."""
     from sklearn.metrics import average_precision_score, roc_auc_score
 
-    X = feature_matrix(test, feature_names)
+    # the model's own columns: a champion trained before features were added is still comparable
+    X = feature_matrix(test, model.feature_names)
     y = test["tx_fraud"].to_numpy(dtype=np.int64)
     scores = model.predict(X)
     both_classes = 0 < y.sum() < len(y)

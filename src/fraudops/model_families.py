@@ -31,8 +31,14 @@ class FraudModel(Protocol):
     @property
     def best_iteration(self) -> int: ...
 
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """The model's input columns, in order: :data:`FEATURE_NAMES` as of its training (a model trained
+        before features were added reads fewer; an ablation's model other ones)."""
+        ...
+
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """Fraud probability for each row of ``X`` (columns in :data:`FEATURE_NAMES` order)."""
+        """Fraud probability for each row of ``X`` (columns in :attr:`feature_names` order)."""
         ...
 
     def importance(self) -> dict[str, float]:
@@ -87,6 +93,10 @@ class XGBoostModel:
     @property
     def best_iteration(self) -> int:
         return self.booster.num_boosted_rounds()
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(self.booster.feature_names or FEATURE_NAMES)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.booster.inplace_predict(X)
@@ -170,6 +180,10 @@ class CatBoostModel:
     @property
     def best_iteration(self) -> int:
         return int(self.model.tree_count_)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(self.model.feature_names_)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.model.predict(X, prediction_type="Probability", thread_count=self.threads)[:, 1]

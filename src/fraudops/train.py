@@ -220,7 +220,6 @@ def train_model(
             model_settings.thresholds,
             latency_rows=training.latency_rows,
             protocol=ProtocolWindow(windows.test_start, windows.test_end, features, LABEL_DELAY_DAYS),
-            feature_names=feature_names,
         )
 
         run_params: dict[str, Any] = {

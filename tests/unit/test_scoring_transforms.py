@@ -282,3 +282,35 @@ def test_terminal_table_reads_the_newest_stretch_and_late_labels_hourly() -> Non
     later = at + SETTLE_EVERY_S
     table.refresh(later, later)  # an hour on: the settle margin is read again, with the label
     assert table.features(np.array([7]), np.array([later]))["terminal_risk_30d"].tolist() == [1.0]
+
+
+@pytest.mark.parametrize("family", ["xgboost", "catboost"])
+def test_a_champion_trained_on_fewer_features_still_scores_and_evaluates(small_features, family) -> None:
+    """After an upgrade adds features, the champion trained before it reads its own columns, in the scorer
+    and in the evaluate step, until a new model replaces it."""
+    from fraudops.evaluation import evaluate
+    from fraudops.features import BASELINE_FEATURES, feature_matrix
+    from fraudops.model_config import CatBoostParams, Thresholds, XGBoostParams
+    from fraudops.model_families import Dataset, FitOptions, fit
+    from fraudops.scoring.batch import score
+    from fraudops.scoring.models import LoadedModel, ModelInfo
+
+    train, valid = small_features.iloc[:20_000], small_features.iloc[20_000:30_000]
+
+    def data(frame: pd.DataFrame) -> Dataset:
+        y = frame["tx_fraud"].to_numpy(np.int64)
+        return Dataset(feature_matrix(frame, BASELINE_FEATURES), y, BASELINE_FEATURES)
+
+    params = (
+        XGBoostParams(n_estimators=20, max_depth=3)
+        if family == "xgboost"
+        else CatBoostParams(iterations=20, depth=3)
+    )
+    model = fit(family, data(train), data(valid), params, FitOptions("sqrt", 1, 0, 5))
+    assert model.feature_names == BASELINE_FEATURES
+    rows = small_features.iloc[30_000:30_200]
+    vector = rows.loc[:, list(FEATURE_NAMES)].reset_index(drop=True)  # what the scorer assembles
+    scores, _ = score(LoadedModel(ModelInfo("m", "1", family), model), vector, Thresholds())
+    np.testing.assert_allclose(scores, model.predict(feature_matrix(rows, BASELINE_FEATURES)), rtol=1e-6)
+    evaluation = evaluate(model, rows, Thresholds(), latency_rows=5)
+    np.testing.assert_allclose(evaluation.scores, scores, rtol=1e-6)
