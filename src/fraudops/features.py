@@ -26,6 +26,11 @@ The customer's behaviour (issue 17), from the same customer history, no labels; 
 - ``customer_terminal_nb_tx_30d``: count of ``c``'s other transactions on ``m`` with time in
   ``(t - 30 d, t]``; 0 = a terminal new to the customer.
 
+And the terminal's known frauds (labels delayed exactly as the terminal risk's): among ``m``'s frauds with
+time in ``(t - D - 30 d, t - D]``, days from the earliest (``terminal_days_since_first_fraud_30d``: how
+long a compromise has been going on) and from the latest (``terminal_days_since_last_fraud_30d``) to
+``t``; 0 when there is none (a real value is at least ``D``).
+
 Windows are sets of transactions by time, not "the previous N rows", so the result does not depend on
 the order in which simultaneous events arrive, which a stream cannot guarantee.
 """
@@ -95,11 +100,20 @@ BEHAVIOUR_FEATURES: tuple[str, ...] = (
     "customer_days_since_prev_tx",
     f"customer_terminal_nb_tx_{CUSTOMER_TERMINAL_WINDOW_DAYS}d",
 )
+FRAUD_AGE_WINDOW_DAYS = 30
+FRAUD_AGE_FEATURES: tuple[str, ...] = (
+    f"terminal_days_since_first_fraud_{FRAUD_AGE_WINDOW_DAYS}d",
+    f"terminal_days_since_last_fraud_{FRAUD_AGE_WINDOW_DAYS}d",
+)
 # the model's input vector, in this order
-FEATURE_NAMES: tuple[str, ...] = BASELINE_FEATURES + BEHAVIOUR_FEATURES
+FEATURE_NAMES: tuple[str, ...] = BASELINE_FEATURES + BEHAVIOUR_FEATURES + FRAUD_AGE_FEATURES
 # every customer-side feature: computed together from the customer's history, in batch and online
 CUSTOMER_FEATURES: tuple[str, ...] = (
     tuple(f.name for f in WINDOW_FEATURES if f.entity == "customer_id") + BEHAVIOUR_FEATURES
+)
+# every terminal-side feature: computed together from the terminal's delayed labelled history
+TERMINAL_FEATURES: tuple[str, ...] = (
+    tuple(f.name for f in WINDOW_FEATURES if f.entity == "terminal_id") + FRAUD_AGE_FEATURES
 )
 KEY_COLUMNS: tuple[str, ...] = ("transaction_id", "tx_datetime", "customer_id", "terminal_id")
 
@@ -143,9 +157,17 @@ class _Windows:
         # position of each input row in the sorted order, to hand results back in input order
         self.rank = np.empty_like(order)
         self.rank[order] = np.arange(len(order))
+        self.sorted_values = {name: np.asarray(v)[order] for name, v in values.items()}
         self.prefix = {
-            name: np.concatenate([[0.0], np.cumsum(v[order], dtype=np.float64)]) for name, v in values.items()
+            name: np.concatenate([[0.0], np.cumsum(v, dtype=np.float64)])
+            for name, v in self.sorted_values.items()
         }
+
+    def marked_ages(self, name: str, window_s: int, delay_s: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per row (input order): :func:`marked_ages` of the rows whose ``name`` value is 1."""
+        marked = self.sorted_keys[self.sorted_values[name] == 1]
+        first, last = marked_ages(marked, self.sorted_keys, window_s, delay_s)
+        return first[self.rank], last[self.rank]
 
     def counts_and_sums(self, window_s: int, delay_s: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Per row (input order): count and value sums over ``(t - delay - window, t - delay]``."""
@@ -168,6 +190,29 @@ def gap_to_previous(keys: np.ndarray, queries: np.ndarray, window_s: int) -> np.
     previous = keys[np.maximum(before - 1, 0)] if len(keys) else np.zeros(len(queries), np.int64)
     gap = np.where((before > 0) & (previous > queries - window_s), queries - previous, window_s)
     return np.where(through - before >= 2, 0, gap).astype(np.float64)
+
+
+def marked_ages(
+    marked: np.ndarray, queries: np.ndarray, window_s: int, delay_s: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seconds from each query back to the earliest and to the latest of the sorted ``marked`` keys in
+    ``(q - delay - window, q - delay]``; 0 and 0 when there is none."""
+    lo = np.searchsorted(marked, queries - delay_s - window_s, side="right")
+    hi = np.searchsorted(marked, queries - delay_s, side="right")
+    if not len(marked):
+        zeros = np.zeros(len(queries))
+        return zeros, zeros.copy()
+    found = hi > lo
+    first = np.where(found, queries - marked[np.minimum(lo, len(marked) - 1)], 0)
+    last = np.where(found, queries - marked[np.maximum(hi - 1, 0)], 0)
+    return first.astype(np.float64), last.astype(np.float64)
+
+
+def fraud_age_features(ages: Callable[[int, int], tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+    """:data:`FRAUD_AGE_FEATURES` from ``ages(window_s, delay_s)`` -> :func:`marked_ages` of the
+    terminals' frauds (batch and online share this)."""
+    first, last = ages(FRAUD_AGE_WINDOW_DAYS * SECONDS_PER_DAY, LABEL_DELAY_DAYS * SECONDS_PER_DAY)
+    return dict(zip(FRAUD_AGE_FEATURES, (first / SECONDS_PER_DAY, last / SECONDS_PER_DAY), strict=True))
 
 
 def pair_codes(first: np.ndarray, second: np.ndarray) -> np.ndarray:
@@ -255,6 +300,8 @@ def build_features(transactions: pd.DataFrame, *, fraud: pd.Series | None = None
             if span not in cache:
                 cache[span] = windows.counts_and_sums(*span)
             features[f.name] = statistic_of(f, *cache[span])
+    terminals = by_entity["terminal_id"]
+    features.update(fraud_age_features(lambda w, d: terminals.marked_ages("fraud", w, d)))
     customers = by_entity["customer_id"]
     pairs = _Windows(
         pair_codes(transactions["customer_id"].to_numpy(), transactions["terminal_id"].to_numpy()),
@@ -310,6 +357,8 @@ def terminal_risk_table(transactions: pd.DataFrame, as_of: pd.Timestamp | str) -
 def window_reach_s(entity: Entity) -> int:
     """How far back the longest window of ``entity`` reaches from a transaction (window plus delay)."""
     days = [f.window_days + f.delay_days for f in WINDOW_FEATURES if f.entity == entity]
+    if entity == "terminal_id":
+        days.append(FRAUD_AGE_WINDOW_DAYS + LABEL_DELAY_DAYS)
     if entity == "customer_id":
         days += [*AMOUNT_RATIO_WINDOWS_DAYS, RECENCY_CAP_DAYS, CUSTOMER_TERMINAL_WINDOW_DAYS]
     return max(days) * SECONDS_PER_DAY
@@ -367,9 +416,19 @@ class OnlineWindows:
         self._keys = (h_codes * stride + (history_seconds - base))[order]
         self._queries = q_codes * stride + (query_seconds - base)
         self._reach_s = reach_s
+        self._sorted_values = {name: v[order] for name, v in values.items()}
         self._prefix = {
-            name: np.concatenate([[0.0], np.cumsum(v[order], dtype=np.float64)]) for name, v in values.items()
+            name: np.concatenate([[0.0], np.cumsum(v, dtype=np.float64)])
+            for name, v in self._sorted_values.items()
         }
+
+    def marked_ages(self, name: str, window_s: int, delay_s: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per query: :func:`marked_ages` of the history rows whose ``name`` value is 1."""
+        if window_s + delay_s > self._reach_s:
+            raise ValueError(
+                f"a span of {window_s + delay_s} s exceeds the {self._reach_s} s this index covers"
+            )
+        return marked_ages(self._keys[self._sorted_values[name] == 1], self._queries, window_s, delay_s)
 
     def counts_and_sums(self, window_s: int, delay_s: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Per query: count and value sums of its entity's history in ``(t - delay - window, t - delay]``."""
@@ -396,7 +455,8 @@ def online_window_features(
     query_entity: np.ndarray,
     query_seconds: np.ndarray,
 ) -> dict[str, np.ndarray]:
-    """The :data:`WINDOW_FEATURES` of ``entity`` for each query, from a history holding the amounts
+    """The :data:`WINDOW_FEATURES` of ``entity`` for each query (for terminals also the
+    :data:`FRAUD_AGE_FEATURES`: :data:`TERMINAL_FEATURES`), from a history holding the amounts
     (``"amount"``) or the fraud labels (``"fraud"``, NaN = unknown = 0) of the entity's transactions.
 
     For the customer windows the history must include the queried transactions themselves (the
@@ -413,6 +473,8 @@ def online_window_features(
         if span not in cache:
             cache[span] = windows.counts_and_sums(*span)
         out[f.name] = statistic_of(f, *cache[span])
+    if entity == "terminal_id":
+        out.update(fraud_age_features(lambda w, d: windows.marked_ages("fraud", w, d)))
     return out
 
 
