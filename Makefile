@@ -103,3 +103,7 @@ bench-compose: bootstrap ## containers: cold build of every image, up to all-hea
 .PHONY: bench-model
 bench-model: bootstrap ## model core: generation, features, training, scoring speed
 	$(PY) scripts/bench_model.py
+
+.PHONY: bench-features
+bench-features: bootstrap ## feature ablation under the protocol, both families, logged to MLflow (~40 min)
+	$(PY) scripts/bench_features.py
