@@ -70,7 +70,7 @@ def test_runs_are_logged_tagged_and_not_registered(tmp_path: Path, small_feature
     from mlflow import MlflowClient
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    sets = [FeatureSet(BASELINE, BASELINE_FEATURES), FeatureSet(ALL, FEATURE_NAMES)]
+    sets = [FeatureSet(BASELINE, BASELINE_FEATURES)]
     runs = run_ablation(
         small_features,
         sets,
@@ -87,7 +87,7 @@ def test_runs_are_logged_tagged_and_not_registered(tmp_path: Path, small_feature
         artifact_location=str(tmp_path / "artifacts"),
     )
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    assert [r.feature_set.label for r in runs] == [BASELINE, ALL]
+    assert [r.feature_set.label for r in runs] == [BASELINE]
     for run in runs:
         logged = client.get_run(run.run_id)
         assert logged.data.tags["ablation.set"] == run.feature_set.label
