@@ -19,8 +19,6 @@ Definitions, for a transaction of customer ``c`` on terminal ``m`` at time ``t``
 The customer's behaviour (issue 17), from the same customer history, no labels; "other" transactions are
 ``c``'s transactions other than this one (simultaneous ones included):
 
-- ``customer_amount_ratio_{w}d``: ``tx_amount`` over the mean amount of ``c``'s other transactions with
-  time in ``(t - w, t]``, 0 when there are none (a stolen card spends unlike its owner).
 - ``customer_days_since_prev_tx``: days from ``c``'s latest other transaction with time in
   ``(t - 30 d, t]`` to ``t`` (0 for a simultaneous one), 30 when there is none.
 - ``customer_terminal_nb_tx_30d``: count of ``c``'s other transactions on ``m`` with time in
@@ -92,11 +90,11 @@ TRANSACTION_FEATURES: tuple[str, ...] = ("tx_amount", "tx_during_weekend", "tx_d
 # the 15 features of the Fraud Detection Handbook (what the ablation compares against)
 BASELINE_FEATURES: tuple[str, ...] = TRANSACTION_FEATURES + tuple(f.name for f in WINDOW_FEATURES)
 
-AMOUNT_RATIO_WINDOWS_DAYS: tuple[int, ...] = (7, 30)
+# the amount over the mean of the customer's other amounts (7 and 30 days) was tried and lowered the
+# protocol AP of both families (BENCHMARKS.md, "Features"): the customer windows already carry it
 RECENCY_CAP_DAYS = 30
 CUSTOMER_TERMINAL_WINDOW_DAYS = 30
 BEHAVIOUR_FEATURES: tuple[str, ...] = (
-    *(f"customer_amount_ratio_{w}d" for w in AMOUNT_RATIO_WINDOWS_DAYS),
     "customer_days_since_prev_tx",
     f"customer_terminal_nb_tx_{CUSTOMER_TERMINAL_WINDOW_DAYS}d",
 )
@@ -223,23 +221,13 @@ def pair_codes(first: np.ndarray, second: np.ndarray) -> np.ndarray:
 
 
 def behaviour_features(
-    amount: np.ndarray,
-    customer_windows: Callable[[int], tuple[np.ndarray, dict[str, np.ndarray]]],
-    customer_gap: Callable[[int], np.ndarray],
-    pair_counts: Callable[[int], np.ndarray],
+    customer_gap: Callable[[int], np.ndarray], pair_counts: Callable[[int], np.ndarray]
 ) -> dict[str, np.ndarray]:
-    """:data:`BEHAVIOUR_FEATURES` of transactions with amounts ``amount``, from window queries over their
-    customers' histories, which hold the transactions themselves (batch and online share this):
-    ``customer_windows(w)`` -> counts and amount sums over ``(t - w, t]``, ``customer_gap(w)`` ->
-    :func:`gap_to_previous`, ``pair_counts(w)`` -> counts of the (customer, terminal) pair's."""
+    """:data:`BEHAVIOUR_FEATURES` of transactions from window queries over their customers' histories,
+    which hold the transactions themselves (batch and online share this): ``customer_gap(w)`` ->
+    :func:`gap_to_previous`, ``pair_counts(w)`` -> counts of the (customer, terminal) pair's
+    transactions in ``(t - w, t]``."""
     out: dict[str, np.ndarray] = {}
-    for w in AMOUNT_RATIO_WINDOWS_DAYS:
-        counts, sums = customer_windows(w * SECONDS_PER_DAY)
-        others = counts - 1
-        # amount / mean of the others = amount * n_others / sum_others
-        out[f"customer_amount_ratio_{w}d"] = np.where(
-            others > 0, _ratio(amount * others, sums["amount"] - amount), 0.0
-        )
     out["customer_days_since_prev_tx"] = customer_gap(RECENCY_CAP_DAYS * SECONDS_PER_DAY) / SECONDS_PER_DAY
     window_s = CUSTOMER_TERMINAL_WINDOW_DAYS * SECONDS_PER_DAY
     out[f"customer_terminal_nb_tx_{CUSTOMER_TERMINAL_WINDOW_DAYS}d"] = pair_counts(window_s) - 1
@@ -309,14 +297,7 @@ def build_features(transactions: pd.DataFrame, *, fraud: pd.Series | None = None
         window_reach_s("customer_id"),
         {},
     )
-    features.update(
-        behaviour_features(
-            amount,
-            lambda w: customers.counts_and_sums(w, 0),
-            customers.previous_gap,
-            lambda w: pairs.counts_and_sums(w, 0)[0],
-        )
-    )
+    features.update(behaviour_features(customers.previous_gap, lambda w: pairs.counts_and_sums(w, 0)[0]))
 
     for name in FEATURE_NAMES:
         out[name] = features[name]
@@ -360,7 +341,7 @@ def window_reach_s(entity: Entity) -> int:
     if entity == "terminal_id":
         days.append(FRAUD_AGE_WINDOW_DAYS + LABEL_DELAY_DAYS)
     if entity == "customer_id":
-        days += [*AMOUNT_RATIO_WINDOWS_DAYS, RECENCY_CAP_DAYS, CUSTOMER_TERMINAL_WINDOW_DAYS]
+        days += [RECENCY_CAP_DAYS, CUSTOMER_TERMINAL_WINDOW_DAYS]
     return max(days) * SECONDS_PER_DAY
 
 
@@ -486,7 +467,6 @@ def online_customer_features(
     query_customer: np.ndarray,
     query_terminal: np.ndarray,
     query_seconds: np.ndarray,
-    query_amount: np.ndarray,
 ) -> dict[str, np.ndarray]:
     """:data:`CUSTOMER_FEATURES` of each query from its customer's history, which must include the
     queried transactions themselves (each once), as in :func:`build_features`."""
@@ -512,12 +492,5 @@ def online_customer_features(
         np.concatenate([np.asarray(history_terminal), np.asarray(query_terminal)]),
     )
     pairs = OnlineWindows(codes[:n], history_seconds, {}, codes[n:], query_seconds, reach)
-    out.update(
-        behaviour_features(
-            np.asarray(query_amount, dtype=np.float64),
-            customer_windows,
-            windows.previous_gap,
-            lambda w: pairs.counts_and_sums(w, 0)[0],
-        )
-    )
+    out.update(behaviour_features(windows.previous_gap, lambda w: pairs.counts_and_sums(w, 0)[0]))
     return out

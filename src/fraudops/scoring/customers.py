@@ -95,7 +95,6 @@ class CustomerWindows:
             customer,
             terminal,
             seconds,
-            amount,
         )
 
     def append(self, events: pd.DataFrame) -> None:
