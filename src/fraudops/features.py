@@ -16,18 +16,10 @@ Definitions, for a transaction of customer ``c`` on terminal ``m`` at time ``t``
   delay. A label becomes known ``D`` after its transaction, so a transaction exactly ``D`` old counts and
   a younger one never does: the features use only labels known at ``t``.
 
-The customer's behaviour (issue 17), from the same customer history, no labels; "other" transactions are
-``c``'s transactions other than this one (simultaneous ones included):
-
-- ``customer_days_since_prev_tx``: days from ``c``'s latest other transaction with time in
-  ``(t - 30 d, t]`` to ``t`` (0 for a simultaneous one), 30 when there is none.
-- ``customer_terminal_nb_tx_30d``: count of ``c``'s other transactions on ``m`` with time in
-  ``(t - 30 d, t]``; 0 = a terminal new to the customer.
-
-And the terminal's known frauds (labels delayed exactly as the terminal risk's): among ``m``'s frauds with
-time in ``(t - D - 30 d, t - D]``, days from the earliest (``terminal_days_since_first_fraud_30d``: how
-long a compromise has been going on) and from the latest (``terminal_days_since_last_fraud_30d``) to
-``t``; 0 when there is none (a real value is at least ``D``).
+The terminal's known frauds (issue 17; labels delayed exactly as the terminal risk's): among ``m``'s
+frauds with time in ``(t - D - 30 d, t - D]``, days from the earliest
+(``terminal_days_since_first_fraud_30d``: how long a compromise has been going on) and from the latest
+(``terminal_days_since_last_fraud_30d``) to ``t``; 0 when there is none (a real value is at least ``D``).
 
 Windows are sets of transactions by time, not "the previous N rows", so the result does not depend on
 the order in which simultaneous events arrive, which a stream cannot guarantee.
@@ -90,25 +82,16 @@ TRANSACTION_FEATURES: tuple[str, ...] = ("tx_amount", "tx_during_weekend", "tx_d
 # the 15 features of the Fraud Detection Handbook (what the ablation compares against)
 BASELINE_FEATURES: tuple[str, ...] = TRANSACTION_FEATURES + tuple(f.name for f in WINDOW_FEATURES)
 
-# the amount over the mean of the customer's other amounts (7 and 30 days) was tried and lowered the
-# protocol AP of both families (BENCHMARKS.md, "Features"): the customer windows already carry it
-RECENCY_CAP_DAYS = 30
-CUSTOMER_TERMINAL_WINDOW_DAYS = 30
-BEHAVIOUR_FEATURES: tuple[str, ...] = (
-    "customer_days_since_prev_tx",
-    f"customer_terminal_nb_tx_{CUSTOMER_TERMINAL_WINDOW_DAYS}d",
-)
+# tried and dropped by the ablation (BENCHMARKS.md, "Features"): the amount over the mean of the customer's
+# other amounts (7 and 30 days), the days since the customer's previous transaction and the customer's
+# count of transactions on the terminal; removing each raised the protocol AP of at least one family
 FRAUD_AGE_WINDOW_DAYS = 30
 FRAUD_AGE_FEATURES: tuple[str, ...] = (
     f"terminal_days_since_first_fraud_{FRAUD_AGE_WINDOW_DAYS}d",
     f"terminal_days_since_last_fraud_{FRAUD_AGE_WINDOW_DAYS}d",
 )
 # the model's input vector, in this order
-FEATURE_NAMES: tuple[str, ...] = BASELINE_FEATURES + BEHAVIOUR_FEATURES + FRAUD_AGE_FEATURES
-# every customer-side feature: computed together from the customer's history, in batch and online
-CUSTOMER_FEATURES: tuple[str, ...] = (
-    tuple(f.name for f in WINDOW_FEATURES if f.entity == "customer_id") + BEHAVIOUR_FEATURES
-)
+FEATURE_NAMES: tuple[str, ...] = BASELINE_FEATURES + FRAUD_AGE_FEATURES
 # every terminal-side feature: computed together from the terminal's delayed labelled history
 TERMINAL_FEATURES: tuple[str, ...] = (
     tuple(f.name for f in WINDOW_FEATURES if f.entity == "terminal_id") + FRAUD_AGE_FEATURES
@@ -174,21 +157,6 @@ class _Windows:
         lo = np.searchsorted(self.sorted_keys, self.sorted_keys - delay_s - window_s, side="right")[self.rank]
         return (hi - lo).astype(np.float64), {name: p[hi] - p[lo] for name, p in self.prefix.items()}
 
-    def previous_gap(self, window_s: int) -> np.ndarray:
-        """Per row (input order): :func:`gap_to_previous` of its own key."""
-        return gap_to_previous(self.sorted_keys, self.sorted_keys, window_s)[self.rank]
-
-
-def gap_to_previous(keys: np.ndarray, queries: np.ndarray, window_s: int) -> np.ndarray:
-    """Seconds from each query's latest other key in ``(q - window, q]`` to the query, ``window`` when there
-    is none. ``keys`` are sorted and hold every query itself once: another key equal to the query is a
-    simultaneous transaction (gap 0); keys of other entities lie more than a window away."""
-    before = np.searchsorted(keys, queries, side="left")
-    through = np.searchsorted(keys, queries, side="right")
-    previous = keys[np.maximum(before - 1, 0)] if len(keys) else np.zeros(len(queries), np.int64)
-    gap = np.where((before > 0) & (previous > queries - window_s), queries - previous, window_s)
-    return np.where(through - before >= 2, 0, gap).astype(np.float64)
-
 
 def marked_ages(
     marked: np.ndarray, queries: np.ndarray, window_s: int, delay_s: int
@@ -211,27 +179,6 @@ def fraud_age_features(ages: Callable[[int, int], tuple[np.ndarray, np.ndarray]]
     terminals' frauds (batch and online share this)."""
     first, last = ages(FRAUD_AGE_WINDOW_DAYS * SECONDS_PER_DAY, LABEL_DELAY_DAYS * SECONDS_PER_DAY)
     return dict(zip(FRAUD_AGE_FEATURES, (first / SECONDS_PER_DAY, last / SECONDS_PER_DAY), strict=True))
-
-
-def pair_codes(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """One int64 code per (first, second) pair, equal pairs equal codes (within one call)."""
-    a, _ = pd.factorize(np.asarray(first), sort=False)
-    b, b_uniques = pd.factorize(np.asarray(second), sort=False)
-    return a.astype(np.int64) * max(len(b_uniques), 1) + b
-
-
-def behaviour_features(
-    customer_gap: Callable[[int], np.ndarray], pair_counts: Callable[[int], np.ndarray]
-) -> dict[str, np.ndarray]:
-    """:data:`BEHAVIOUR_FEATURES` of transactions from window queries over their customers' histories,
-    which hold the transactions themselves (batch and online share this): ``customer_gap(w)`` ->
-    :func:`gap_to_previous`, ``pair_counts(w)`` -> counts of the (customer, terminal) pair's
-    transactions in ``(t - w, t]``."""
-    out: dict[str, np.ndarray] = {}
-    out["customer_days_since_prev_tx"] = customer_gap(RECENCY_CAP_DAYS * SECONDS_PER_DAY) / SECONDS_PER_DAY
-    window_s = CUSTOMER_TERMINAL_WINDOW_DAYS * SECONDS_PER_DAY
-    out[f"customer_terminal_nb_tx_{CUSTOMER_TERMINAL_WINDOW_DAYS}d"] = pair_counts(window_s) - 1
-    return out
 
 
 def statistic_of(feature: WindowFeature, counts: np.ndarray, sums: dict[str, np.ndarray]) -> np.ndarray:
@@ -290,14 +237,6 @@ def build_features(transactions: pd.DataFrame, *, fraud: pd.Series | None = None
             features[f.name] = statistic_of(f, *cache[span])
     terminals = by_entity["terminal_id"]
     features.update(fraud_age_features(lambda w, d: terminals.marked_ages("fraud", w, d)))
-    customers = by_entity["customer_id"]
-    pairs = _Windows(
-        pair_codes(transactions["customer_id"].to_numpy(), transactions["terminal_id"].to_numpy()),
-        seconds,
-        window_reach_s("customer_id"),
-        {},
-    )
-    features.update(behaviour_features(customers.previous_gap, lambda w: pairs.counts_and_sums(w, 0)[0]))
 
     for name in FEATURE_NAMES:
         out[name] = features[name]
@@ -340,8 +279,6 @@ def window_reach_s(entity: Entity) -> int:
     days = [f.window_days + f.delay_days for f in WINDOW_FEATURES if f.entity == entity]
     if entity == "terminal_id":
         days.append(FRAUD_AGE_WINDOW_DAYS + LABEL_DELAY_DAYS)
-    if entity == "customer_id":
-        days += [RECENCY_CAP_DAYS, CUSTOMER_TERMINAL_WINDOW_DAYS]
     return max(days) * SECONDS_PER_DAY
 
 
@@ -421,12 +358,6 @@ class OnlineWindows:
         lo = np.searchsorted(self._keys, self._queries - delay_s - window_s, side="right")
         return (hi - lo).astype(np.float64), {name: p[hi] - p[lo] for name, p in self._prefix.items()}
 
-    def previous_gap(self, window_s: int) -> np.ndarray:
-        """Per query: :func:`gap_to_previous`; the history must hold the queries themselves."""
-        if window_s > self._reach_s:
-            raise ValueError(f"a span of {window_s} s exceeds the {self._reach_s} s this index covers")
-        return gap_to_previous(self._keys, self._queries, window_s)
-
 
 def online_window_features(
     entity: Entity,
@@ -456,41 +387,4 @@ def online_window_features(
         out[f.name] = statistic_of(f, *cache[span])
     if entity == "terminal_id":
         out.update(fraud_age_features(lambda w, d: windows.marked_ages("fraud", w, d)))
-    return out
-
-
-def online_customer_features(
-    history_customer: np.ndarray,
-    history_terminal: np.ndarray,
-    history_seconds: np.ndarray,
-    history_amount: np.ndarray,
-    query_customer: np.ndarray,
-    query_terminal: np.ndarray,
-    query_seconds: np.ndarray,
-) -> dict[str, np.ndarray]:
-    """:data:`CUSTOMER_FEATURES` of each query from its customer's history, which must include the
-    queried transactions themselves (each once), as in :func:`build_features`."""
-    history_amount = np.nan_to_num(np.asarray(history_amount, dtype=np.float64))
-    reach = window_reach_s("customer_id")
-    windows = OnlineWindows(
-        history_customer, history_seconds, {"amount": history_amount}, query_customer, query_seconds, reach
-    )
-    out: dict[str, np.ndarray] = {}
-    cache: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
-
-    def customer_windows(window_s: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        if window_s not in cache:
-            cache[window_s] = windows.counts_and_sums(window_s, 0)
-        return cache[window_s]
-
-    for f in (f for f in WINDOW_FEATURES if f.entity == "customer_id"):
-        out[f.name] = statistic_of(f, *customer_windows(f.window_days * SECONDS_PER_DAY))
-    # pair codes from history and queries at once, so that equal pairs get equal codes
-    n = len(np.asarray(history_customer))
-    codes = pair_codes(
-        np.concatenate([np.asarray(history_customer), np.asarray(query_customer)]),
-        np.concatenate([np.asarray(history_terminal), np.asarray(query_terminal)]),
-    )
-    pairs = OnlineWindows(codes[:n], history_seconds, {}, codes[n:], query_seconds, reach)
-    out.update(behaviour_features(windows.previous_gap, lambda w: pairs.counts_and_sums(w, 0)[0]))
     return out

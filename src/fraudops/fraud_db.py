@@ -257,14 +257,14 @@ def read_transactions(
 
 
 def read_customer_history(target: Any, start: datetime) -> pd.DataFrame:
-    """``transaction_id``, ``customer_id``, ``terminal_id``, ``tx_datetime`` and ``tx_amount`` of the
-    transactions with ``tx_datetime > start``: what the scorer's in-memory customer windows start from."""
+    """``transaction_id``, ``customer_id``, ``tx_datetime`` and ``tx_amount`` of the transactions with
+    ``tx_datetime > start``: what the scorer's in-memory customer windows start from."""
     frame = _copy_out(
         target,
-        "SELECT transaction_id, customer_id, terminal_id, tx_datetime, tx_amount FROM transactions_raw"
+        "SELECT transaction_id, customer_id, tx_datetime, tx_amount FROM transactions_raw"
         " WHERE tx_datetime > %(start)s",
         {"start": start},
-        {"transaction_id": "str", "customer_id": "int64", "terminal_id": "int64", "tx_amount": "float64"},
+        {"transaction_id": "str", "customer_id": "int64", "tx_amount": "float64"},
     )
     frame["tx_datetime"] = pd.to_datetime(frame["tx_datetime"], format="ISO8601")
     return frame

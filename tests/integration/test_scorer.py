@@ -161,8 +161,6 @@ def test_streaming_features_equal_batch_features(env: ScorerEnv) -> None:
     # the check is not vacuous: the delayed terminal windows carry fraud
     assert expected["terminal_risk_30d"].max() > 0 and streamed["terminal_nb_tx_30d"].max() > 0
     assert streamed["terminal_days_since_first_fraud_30d"].max() > 0
-    assert streamed["customer_terminal_nb_tx_30d"].max() > 0
-    assert streamed["customer_days_since_prev_tx"].min() < 30
 
 
 def _malformed(i: int, good: dict) -> bytes:

@@ -23,13 +23,7 @@ from hostile_events import any_payload, hostile_stream
 NOW = datetime(2026, 11, 30, 12, 0, 0)
 NOW_MS = to_epoch_us(NOW) // 1000
 _NO_HISTORY = pd.DataFrame(
-    {
-        "transaction_id": [],
-        "customer_id": np.empty(0, np.int64),
-        "terminal_id": np.empty(0, np.int64),
-        "tx_datetime": [],
-        "tx_amount": [],
-    }
+    {"transaction_id": [], "customer_id": np.empty(0, np.int64), "tx_datetime": [], "tx_amount": []}
 ).astype({"tx_datetime": "datetime64[ns]", "tx_amount": "float64"})
 
 

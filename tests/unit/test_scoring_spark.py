@@ -48,8 +48,7 @@ def _tables(stored: list[pd.DataFrame]) -> tuple[CustomerWindows, TerminalTable]
     def customers(start):
         rows = pd.concat(stored)
         return rows.loc[
-            rows["tx_datetime"] > start,
-            ["transaction_id", "customer_id", "terminal_id", "tx_datetime", "tx_amount"],
+            rows["tx_datetime"] > start, ["transaction_id", "customer_id", "tx_datetime", "tx_amount"]
         ]
 
     def terminals(start, end):

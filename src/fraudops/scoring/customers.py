@@ -23,18 +23,17 @@ import numpy as np
 import pandas as pd
 
 from fraudops.features import (
-    CUSTOMER_FEATURES,
     SECONDS_PER_DAY,
+    WINDOW_FEATURES,
     at_epoch_seconds,
     epoch_seconds,
-    online_customer_features,
+    online_window_features,
     window_reach_s,
 )
 
-__all__ = ["CUSTOMER_FEATURES", "CustomerWindows", "Loader"]
+CUSTOMER_FEATURES: tuple[str, ...] = tuple(f.name for f in WINDOW_FEATURES if f.entity == "customer_id")
 
-# transactions with tx_datetime > start -> frame with transaction_id, customer_id, terminal_id, tx_datetime,
-# tx_amount
+# transactions with tx_datetime > start -> frame with transaction_id, customer_id, tx_datetime, tx_amount
 Loader = Callable[[datetime], pd.DataFrame]
 
 
@@ -42,7 +41,6 @@ class CustomerWindows:
     def __init__(self, load: Loader) -> None:
         self._load = load
         self._customer = np.empty(0, np.int64)
-        self._terminal = np.empty(0, np.int64)
         self._seconds = np.empty(0, np.int64)
         self._amount = np.empty(0, np.float64)
         self._ids = np.empty(0, object)
@@ -58,7 +56,6 @@ class CustomerWindows:
         if self._from is None or need_from < self._from:
             frame = self._load(at_epoch_seconds(need_from))
             self._customer = frame["customer_id"].to_numpy(np.int64)
-            self._terminal = frame["terminal_id"].to_numpy(np.int64)
             self._seconds = epoch_seconds(frame["tx_datetime"])
             self._amount = frame["tx_amount"].to_numpy(np.float64)
             self._ids = frame["transaction_id"].to_numpy(object)
@@ -68,7 +65,6 @@ class CustomerWindows:
             # forget what no later event can reach (events mostly move forward in time); daily, not per batch
             keep = self._seconds > need_from
             self._customer, self._seconds = self._customer[keep], self._seconds[keep]
-            self._terminal = self._terminal[keep]
             self._amount, self._ids = self._amount[keep], self._ids[keep]
             self._known = set(self._ids.tolist())
             self._from = need_from
@@ -80,20 +76,18 @@ class CustomerWindows:
 
     def features(self, events: pd.DataFrame) -> dict[str, np.ndarray]:
         """:data:`CUSTOMER_FEATURES` of a micro-batch's events (``transaction_id``, ``customer_id``,
-        ``terminal_id``, ``tx_datetime``, ``tx_amount``; each id once), against the table plus the new
-        events themselves. Call :meth:`refresh` first."""
+        ``tx_datetime``, ``tx_amount``; each id once), against the table plus the new events themselves.
+        Call :meth:`refresh` first."""
         customer = events["customer_id"].to_numpy(np.int64)
-        terminal = events["terminal_id"].to_numpy(np.int64)
         seconds = epoch_seconds(events["tx_datetime"])
         amount = events["tx_amount"].to_numpy(np.float64)
         new = self.is_new(events["transaction_id"].to_numpy(object))
-        return online_customer_features(
+        return online_window_features(
+            "customer_id",
             np.concatenate([self._customer, customer[new]]),
-            np.concatenate([self._terminal, terminal[new]]),
             np.concatenate([self._seconds, seconds[new]]),
-            np.concatenate([self._amount, amount[new]]),
+            {"amount": np.concatenate([self._amount, amount[new]])},
             customer,
-            terminal,
             seconds,
         )
 
@@ -106,7 +100,6 @@ class CustomerWindows:
         # an id twice among the appended is one transaction (the store accepts one of them)
         added = added.loc[~added["transaction_id"].duplicated()]
         self._customer = np.concatenate([self._customer, added["customer_id"].to_numpy(np.int64)])
-        self._terminal = np.concatenate([self._terminal, added["terminal_id"].to_numpy(np.int64)])
         self._seconds = np.concatenate([self._seconds, epoch_seconds(added["tx_datetime"])])
         self._amount = np.concatenate([self._amount, added["tx_amount"].to_numpy(np.float64)])
         ids = added["transaction_id"].to_numpy(object)
