@@ -105,5 +105,5 @@ bench-model: bootstrap ## model core: generation, features, training, scoring sp
 	$(PY) scripts/bench_model.py
 
 .PHONY: bench-features
-bench-features: bootstrap ## feature ablation under the protocol, both families, logged to MLflow (~40 min)
+bench-features: bootstrap ## feature ablation under the protocol, both families, logged to MLflow
 	$(PY) scripts/bench_features.py

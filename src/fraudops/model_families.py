@@ -107,9 +107,7 @@ class XGBoostModel:
         return XGBoostModel(booster)
 
     def importance(self) -> dict[str, float]:
-        return _normalized(
-            self.booster.get_score(importance_type="total_gain"), list(self.booster.feature_names or [])
-        )
+        return _normalized(self.booster.get_score(importance_type="total_gain"), list(self.feature_names))
 
     def log_to_mlflow(self, *, name: str, signature: Any, input_example: Any) -> Any:
         import mlflow.xgboost
