@@ -111,3 +111,7 @@ bench-console: bootstrap ## console: search by id and alert list on 3 M scored r
 .PHONY: console-screenshots
 console-screenshots: bootstrap ## the console's browser tests, saving each page's screenshot into docs/console
 	FRAUDOPS_CONSOLE_SCREENSHOTS=docs/console $(PYTEST) tests/integration/test_console_browser.py
+
+.PHONY: bench-features
+bench-features: bootstrap ## feature ablation under the protocol, both families, logged to MLflow
+	$(PY) scripts/bench_features.py

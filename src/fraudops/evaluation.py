@@ -273,7 +273,8 @@ def evaluate(
     whole window and, given ``protocol``, the field's protocol metrics (:func:`protocol_metrics`)."""
     from sklearn.metrics import average_precision_score, roc_auc_score
 
-    X = feature_matrix(test)
+    # the model's own columns: a champion trained before features were added is still comparable
+    X = feature_matrix(test, model.feature_names)
     y = test["tx_fraud"].to_numpy(dtype=np.int64)
     scores = model.predict(X)
     both_classes = 0 < y.sum() < len(y)

@@ -16,12 +16,18 @@ Definitions, for a transaction of customer ``c`` on terminal ``m`` at time ``t``
   delay. A label becomes known ``D`` after its transaction, so a transaction exactly ``D`` old counts and
   a younger one never does: the features use only labels known at ``t``.
 
+``terminal_days_since_first_fraud_30d`` (issue 17): days from the earliest of ``m``'s frauds with time in
+``(t - D - 30 d, t - D]`` to ``t`` (labels delayed exactly as the terminal risk's), 0 when there is none
+(a real value is at least ``D``): how long a compromise has been going on, which the delayed risk, at 1
+for a week after a compromise ends, does not tell.
+
 Windows are sets of transactions by time, not "the previous N rows", so the result does not depend on
 the order in which simultaneous events arrive, which a stream cannot guarantee.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -73,8 +79,21 @@ def _window_features() -> tuple[WindowFeature, ...]:
 
 WINDOW_FEATURES: tuple[WindowFeature, ...] = _window_features()
 TRANSACTION_FEATURES: tuple[str, ...] = ("tx_amount", "tx_during_weekend", "tx_during_night")
+# the 15 features of the Fraud Detection Handbook (what the ablation compares against)
+BASELINE_FEATURES: tuple[str, ...] = TRANSACTION_FEATURES + tuple(f.name for f in WINDOW_FEATURES)
+
+# tried and dropped by the ablation (BENCHMARKS.md, "Features"): the amount over the mean of the customer's
+# other amounts (7 and 30 days), the days since the customer's previous transaction and the customer's
+# count of transactions on the terminal, the days since the terminal's latest known fraud; removing each
+# raised the protocol AP of at least one family
+FRAUD_AGE_WINDOW_DAYS = 30
+FRAUD_AGE_FEATURES: tuple[str, ...] = (f"terminal_days_since_first_fraud_{FRAUD_AGE_WINDOW_DAYS}d",)
 # the model's input vector, in this order
-FEATURE_NAMES: tuple[str, ...] = TRANSACTION_FEATURES + tuple(f.name for f in WINDOW_FEATURES)
+FEATURE_NAMES: tuple[str, ...] = BASELINE_FEATURES + FRAUD_AGE_FEATURES
+# every terminal-side feature: computed together from the terminal's delayed labelled history
+TERMINAL_FEATURES: tuple[str, ...] = (
+    tuple(f.name for f in WINDOW_FEATURES if f.entity == "terminal_id") + FRAUD_AGE_FEATURES
+)
 KEY_COLUMNS: tuple[str, ...] = ("transaction_id", "tx_datetime", "customer_id", "terminal_id")
 
 
@@ -117,9 +136,17 @@ class _Windows:
         # position of each input row in the sorted order, to hand results back in input order
         self.rank = np.empty_like(order)
         self.rank[order] = np.arange(len(order))
+        self.sorted_values = {name: np.asarray(v)[order] for name, v in values.items()}
         self.prefix = {
-            name: np.concatenate([[0.0], np.cumsum(v[order], dtype=np.float64)]) for name, v in values.items()
+            name: np.concatenate([[0.0], np.cumsum(v, dtype=np.float64)])
+            for name, v in self.sorted_values.items()
         }
+
+    def marked_ages(self, name: str, window_s: int, delay_s: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per row (input order): :func:`marked_ages` of the rows whose ``name`` value is 1."""
+        marked = self.sorted_keys[self.sorted_values[name] == 1]
+        first, last = marked_ages(marked, self.sorted_keys, window_s, delay_s)
+        return first[self.rank], last[self.rank]
 
     def counts_and_sums(self, window_s: int, delay_s: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Per row (input order): count and value sums over ``(t - delay - window, t - delay]``."""
@@ -127,6 +154,29 @@ class _Windows:
         hi = np.searchsorted(self.sorted_keys, self.sorted_keys - delay_s, side="right")[self.rank]
         lo = np.searchsorted(self.sorted_keys, self.sorted_keys - delay_s - window_s, side="right")[self.rank]
         return (hi - lo).astype(np.float64), {name: p[hi] - p[lo] for name, p in self.prefix.items()}
+
+
+def marked_ages(
+    marked: np.ndarray, queries: np.ndarray, window_s: int, delay_s: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seconds from each query back to the earliest and to the latest of the sorted ``marked`` keys in
+    ``(q - delay - window, q - delay]``; 0 and 0 when there is none."""
+    lo = np.searchsorted(marked, queries - delay_s - window_s, side="right")
+    hi = np.searchsorted(marked, queries - delay_s, side="right")
+    if not len(marked):
+        zeros = np.zeros(len(queries))
+        return zeros, zeros.copy()
+    found = hi > lo
+    first = np.where(found, queries - marked[np.minimum(lo, len(marked) - 1)], 0)
+    last = np.where(found, queries - marked[np.maximum(hi - 1, 0)], 0)
+    return first.astype(np.float64), last.astype(np.float64)
+
+
+def fraud_age_features(ages: Callable[[int, int], tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+    """:data:`FRAUD_AGE_FEATURES` from ``ages(window_s, delay_s)`` -> :func:`marked_ages` of the
+    terminals' frauds (batch and online share this)."""
+    first, _ = ages(FRAUD_AGE_WINDOW_DAYS * SECONDS_PER_DAY, LABEL_DELAY_DAYS * SECONDS_PER_DAY)
+    return dict(zip(FRAUD_AGE_FEATURES, (first / SECONDS_PER_DAY,), strict=True))
 
 
 def statistic_of(feature: WindowFeature, counts: np.ndarray, sums: dict[str, np.ndarray]) -> np.ndarray:
@@ -168,11 +218,14 @@ def build_features(transactions: pd.DataFrame, *, fraud: pd.Series | None = None
             out[label] = transactions[label]
     features = transaction_features(transactions["tx_datetime"], amount)
 
+    by_entity: dict[str, _Windows] = {}
     for entity in ("customer_id", "terminal_id"):
         defs = [f for f in WINDOW_FEATURES if f.entity == entity]
-        longest = max(f.window_days + f.delay_days for f in defs) * SECONDS_PER_DAY
-        windows = _Windows(
-            transactions[entity].to_numpy(), seconds, longest, {"amount": amount, "fraud": fraud_values}
+        windows = by_entity[entity] = _Windows(
+            transactions[entity].to_numpy(),
+            seconds,
+            window_reach_s(entity),
+            {"amount": amount, "fraud": fraud_values},
         )
         cache: dict[tuple[int, int], tuple[np.ndarray, dict[str, np.ndarray]]] = {}
         for f in defs:
@@ -180,15 +233,18 @@ def build_features(transactions: pd.DataFrame, *, fraud: pd.Series | None = None
             if span not in cache:
                 cache[span] = windows.counts_and_sums(*span)
             features[f.name] = statistic_of(f, *cache[span])
+    terminals = by_entity["terminal_id"]
+    features.update(fraud_age_features(lambda w, d: terminals.marked_ages("fraud", w, d)))
 
     for name in FEATURE_NAMES:
         out[name] = features[name]
     return out
 
 
-def feature_matrix(features: pd.DataFrame) -> np.ndarray:
-    """The model input: :data:`FEATURE_NAMES` in order, as float32 (what the boosters use internally)."""
-    return features.loc[:, list(FEATURE_NAMES)].to_numpy(dtype=np.float32)
+def feature_matrix(features: pd.DataFrame, names: tuple[str, ...] = FEATURE_NAMES) -> np.ndarray:
+    """The model input: :data:`FEATURE_NAMES` (or ``names``, for an ablation) in order, as float32 (what
+    the boosters use internally)."""
+    return features.loc[:, list(names)].to_numpy(dtype=np.float32)
 
 
 def terminal_risk_table(transactions: pd.DataFrame, as_of: pd.Timestamp | str) -> pd.DataFrame:
@@ -218,7 +274,10 @@ def terminal_risk_table(transactions: pd.DataFrame, as_of: pd.Timestamp | str) -
 
 def window_reach_s(entity: Entity) -> int:
     """How far back the longest window of ``entity`` reaches from a transaction (window plus delay)."""
-    return max(f.window_days + f.delay_days for f in WINDOW_FEATURES if f.entity == entity) * SECONDS_PER_DAY
+    days = [f.window_days + f.delay_days for f in WINDOW_FEATURES if f.entity == entity]
+    if entity == "terminal_id":
+        days.append(FRAUD_AGE_WINDOW_DAYS + LABEL_DELAY_DAYS)
+    return max(days) * SECONDS_PER_DAY
 
 
 def at_epoch_seconds(seconds: int) -> datetime:
@@ -273,9 +332,19 @@ class OnlineWindows:
         self._keys = (h_codes * stride + (history_seconds - base))[order]
         self._queries = q_codes * stride + (query_seconds - base)
         self._reach_s = reach_s
+        self._sorted_values = {name: v[order] for name, v in values.items()}
         self._prefix = {
-            name: np.concatenate([[0.0], np.cumsum(v[order], dtype=np.float64)]) for name, v in values.items()
+            name: np.concatenate([[0.0], np.cumsum(v, dtype=np.float64)])
+            for name, v in self._sorted_values.items()
         }
+
+    def marked_ages(self, name: str, window_s: int, delay_s: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per query: :func:`marked_ages` of the history rows whose ``name`` value is 1."""
+        if window_s + delay_s > self._reach_s:
+            raise ValueError(
+                f"a span of {window_s + delay_s} s exceeds the {self._reach_s} s this index covers"
+            )
+        return marked_ages(self._keys[self._sorted_values[name] == 1], self._queries, window_s, delay_s)
 
     def counts_and_sums(self, window_s: int, delay_s: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Per query: count and value sums of its entity's history in ``(t - delay - window, t - delay]``."""
@@ -296,7 +365,8 @@ def online_window_features(
     query_entity: np.ndarray,
     query_seconds: np.ndarray,
 ) -> dict[str, np.ndarray]:
-    """The :data:`WINDOW_FEATURES` of ``entity`` for each query, from a history holding the amounts
+    """The :data:`WINDOW_FEATURES` of ``entity`` for each query (for terminals also the
+    :data:`FRAUD_AGE_FEATURES`: :data:`TERMINAL_FEATURES`), from a history holding the amounts
     (``"amount"``) or the fraud labels (``"fraud"``, NaN = unknown = 0) of the entity's transactions.
 
     For the customer windows the history must include the queried transactions themselves (the
@@ -313,4 +383,6 @@ def online_window_features(
         if span not in cache:
             cache[span] = windows.counts_and_sums(*span)
         out[f.name] = statistic_of(f, *cache[span])
+    if entity == "terminal_id":
+        out.update(fraud_age_features(lambda w, d: windows.marked_ages("fraud", w, d)))
     return out

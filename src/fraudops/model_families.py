@@ -21,6 +21,8 @@ from fraudops.model_config import CatBoostParams, ClassWeight, Family, XGBoostPa
 class Dataset:
     X: np.ndarray
     y: np.ndarray
+    # the columns of X (an ablation trains on fewer than the model's input vector)
+    names: tuple[str, ...] = FEATURE_NAMES
 
 
 class FraudModel(Protocol):
@@ -29,8 +31,14 @@ class FraudModel(Protocol):
     @property
     def best_iteration(self) -> int: ...
 
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """The model's input columns, in order: :data:`FEATURE_NAMES` as of its training (a model trained
+        before features were added reads fewer; an ablation's model other ones)."""
+        ...
+
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """Fraud probability for each row of ``X`` (columns in :data:`FEATURE_NAMES` order)."""
+        """Fraud probability for each row of ``X`` (columns in :attr:`feature_names` order)."""
         ...
 
     def importance(self) -> dict[str, float]:
@@ -55,9 +63,9 @@ def positive_weight(y: np.ndarray, class_weight: ClassWeight) -> float:
     return ratio if class_weight == "balanced" else math.sqrt(ratio)
 
 
-def _normalized(scores: dict[str, float]) -> dict[str, float]:
+def _normalized(scores: dict[str, float], names: list[str]) -> dict[str, float]:
     total = sum(scores.values())
-    return {name: (scores.get(name, 0.0) / total if total else 0.0) for name in FEATURE_NAMES}
+    return {name: (scores.get(name, 0.0) / total if total else 0.0) for name in names}
 
 
 def _requirement(*distributions: str) -> str:
@@ -86,6 +94,10 @@ class XGBoostModel:
     def best_iteration(self) -> int:
         return self.booster.num_boosted_rounds()
 
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(self.booster.feature_names or FEATURE_NAMES)
+
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.booster.inplace_predict(X)
 
@@ -95,7 +107,7 @@ class XGBoostModel:
         return XGBoostModel(booster)
 
     def importance(self) -> dict[str, float]:
-        return _normalized(self.booster.get_score(importance_type="total_gain"))
+        return _normalized(self.booster.get_score(importance_type="total_gain"), list(self.feature_names))
 
     def log_to_mlflow(self, *, name: str, signature: Any, input_example: Any) -> Any:
         import mlflow.xgboost
@@ -121,7 +133,7 @@ def fit_xgboost(
 ) -> XGBoostModel:
     import xgboost as xgb
 
-    names = list(FEATURE_NAMES)
+    names = list(train.names)
     dtrain = xgb.QuantileDMatrix(train.X, label=train.y, feature_names=names, nthread=threads)
     dvalid = xgb.QuantileDMatrix(valid.X, label=valid.y, feature_names=names, ref=dtrain, nthread=threads)
     booster = xgb.train(
@@ -167,6 +179,10 @@ class CatBoostModel:
     def best_iteration(self) -> int:
         return int(self.model.tree_count_)
 
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(self.model.feature_names_)
+
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.model.predict(X, prediction_type="Probability", thread_count=self.threads)[:, 1]
 
@@ -175,7 +191,8 @@ class CatBoostModel:
 
     def importance(self) -> dict[str, float]:
         values = self.model.get_feature_importance()
-        return _normalized(dict(zip(self.model.feature_names_, map(float, values), strict=True)))
+        names = list(self.model.feature_names_)
+        return _normalized(dict(zip(names, map(float, values), strict=True)), names)
 
     def log_to_mlflow(self, *, name: str, signature: Any, input_example: Any) -> Any:
         import mlflow.catboost
@@ -201,7 +218,7 @@ def fit_catboost(
 ) -> CatBoostModel:
     from catboost import CatBoostClassifier, Pool
 
-    names = list(FEATURE_NAMES)
+    names = list(train.names)
     model = CatBoostClassifier(
         iterations=params.iterations,
         depth=params.depth,

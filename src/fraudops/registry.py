@@ -7,8 +7,8 @@ setting. The alias logic (what moves first, what is put back when a move fails) 
 :class:`ModelRegistry` once; an implementation supplies the storage primitives (:class:`MlflowRegistry`
 for the product, an in-memory one for the unit tests).
 
-Loading checks the model's signature against :data:`fraudops.features.FEATURE_NAMES`: a model trained on
-other features is refused with a clear error instead of scoring garbage.
+Loading checks the model's signature against :data:`fraudops.features.FEATURE_NAMES`: a model that takes
+an input this code does not compute is refused with a clear error instead of scoring garbage.
 """
 
 from __future__ import annotations
@@ -47,16 +47,18 @@ class VersionRef:
 
 
 def check_signature(inputs: Sequence[str] | None, source: str) -> None:
-    """Raise :class:`SignatureMismatch` unless ``inputs`` are the feature names, in order."""
-    expected = list(FEATURE_NAMES)
-    if inputs is None:
-        raise SignatureMismatch(f"{source} has no input signature: cannot check it takes {expected}")
-    if list(inputs) != expected:
-        missing = [n for n in expected if n not in inputs]
-        extra = [n for n in inputs if n not in expected]
+    """Raise :class:`SignatureMismatch` unless every input of ``inputs`` is a feature this code computes,
+    once. A model may take fewer (one trained before a feature was added keeps serving until its
+    successor is promoted: the scorer and the evaluation read a model's own columns by name)."""
+    known = list(FEATURE_NAMES)
+    if not inputs:
+        raise SignatureMismatch(f"{source} has no input signature: cannot check it takes features of {known}")
+    unknown = [n for n in inputs if n not in known]
+    repeated = sorted({n for n in inputs if list(inputs).count(n) > 1})
+    if unknown or repeated:
         raise SignatureMismatch(
-            f"{source} was trained on other features than this code computes "
-            f"(missing {missing}, unexpected {extra}; order matters): retrain it or run a matching release"
+            f"{source} takes inputs this code does not compute (unknown {unknown}, repeated {repeated}): "
+            "retrain it or run a matching release"
         )
 
 

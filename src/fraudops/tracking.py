@@ -192,8 +192,8 @@ def model_signature(X_example: pd.DataFrame, scores: np.ndarray) -> Any:
     return infer_signature(X_example, scores)
 
 
-def example_frame(X: np.ndarray, rows: int = 5) -> pd.DataFrame:
-    return pd.DataFrame(X[:rows], columns=list(FEATURE_NAMES))
+def example_frame(X: np.ndarray, rows: int = 5, names: tuple[str, ...] = FEATURE_NAMES) -> pd.DataFrame:
+    return pd.DataFrame(X[:rows], columns=list(names))
 
 
 def log_snapshot_inputs(snapshot: str, fingerprint: str, schema: Any) -> None:

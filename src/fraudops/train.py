@@ -65,8 +65,8 @@ def data_fingerprint(features: pd.DataFrame) -> str:
     return hashlib.sha256(hashed.to_numpy().tobytes()).hexdigest()[:16]
 
 
-def _dataset(frame: pd.DataFrame) -> Dataset:
-    return Dataset(feature_matrix(frame), frame["tx_fraud"].to_numpy(dtype=np.int64))
+def _dataset(frame: pd.DataFrame, names: tuple[str, ...] = FEATURE_NAMES) -> Dataset:
+    return Dataset(feature_matrix(frame, names), frame["tx_fraud"].to_numpy(dtype=np.int64), names)
 
 
 def _check(name: str, data: Dataset) -> None:
@@ -120,9 +120,11 @@ class Fitted:
 
 
 def split_datasets(
-    features: pd.DataFrame, split: SplitSettings, end: pd.Timestamp | None
-) -> tuple[SplitWindows, Dataset, Dataset, pd.DataFrame]:
-    """The windows, the train and validation sets and the test rows; each must hold both classes."""
+    features: pd.DataFrame, split: SplitSettings, end: pd.Timestamp | None,
+    feature_names: tuple[str, ...] = FEATURE_NAMES,
+) -> tuple[SplitWindows, Dataset, Dataset, pd.DataFrame]:  # fmt: skip
+    """The windows, the train and validation sets (of ``feature_names``) and the test rows; each must
+    hold both classes."""
     windows = time_split(features["tx_datetime"], split, end)
     masks = windows.masks(features["tx_datetime"])
     first = pd.Timestamp(features["tx_datetime"].min())
@@ -133,9 +135,11 @@ def split_datasets(
             BURN_IN_DAYS,
             first.date(),
         )
-    train, valid = _dataset(features[masks["train"]]), _dataset(features[masks["validation"]])
+    train = _dataset(features[masks["train"]], feature_names)
+    valid = _dataset(features[masks["validation"]], feature_names)
     test_frame = features[masks["test"]]
-    for name, data in (("train", train), ("validation", valid), ("test", _dataset(test_frame))):
+    test = _dataset(test_frame, feature_names)
+    for name, data in (("train", train), ("validation", valid), ("test", test)):
         _check(name, data)
     return windows, train, valid, test_frame
 
@@ -194,7 +198,7 @@ def run_params(
         "threshold_review": model_settings.thresholds.review,
         "threshold_block": model_settings.thresholds.block,
         "label_delay_days": LABEL_DELAY_DAYS,
-        "features": ",".join(FEATURE_NAMES),
+        "features": ",".join(fitted.train.names),
         "train_rows": len(fitted.train.y),
         "validation_rows": len(fitted.valid.y),
         "search": training.search.enabled,
@@ -234,15 +238,16 @@ def log_training(
         {"metrics": metrics, "params": params, "importance": model.importance()}, "evaluation/summary.json"
     )
     result = fitted.evaluation
+    names = fitted.train.names
     # the champion's drift reference (fraudops.drift): its test window's features and scores
     mlflow.log_dict(
         drift.reference_profile(
-            fitted.test_frame.assign(**{drift.SCORE: result.scores}), [*FEATURE_NAMES, drift.SCORE]
+            fitted.test_frame.assign(**{drift.SCORE: result.scores}), [*names, drift.SCORE]
         ),
         drift.REFERENCE_ARTIFACT,
     )
     tracking.log_figures(tracking.evaluation_figures(result.y, result.scores, thresholds, model.importance()))
-    example = tracking.example_frame(feature_matrix(fitted.test_frame))
+    example = tracking.example_frame(feature_matrix(fitted.test_frame, names), names=names)
     signature = tracking.model_signature(example, model.predict(example.to_numpy()))
     if data_snapshot:
         tracking.log_snapshot_inputs(data_snapshot, fingerprint, signature.inputs)
@@ -279,15 +284,17 @@ def train_model(
     artifact_location: str | None = None,
     end: pd.Timestamp | None = None,
     tags: Mapping[str, str] | None = None,
+    feature_names: tuple[str, ...] = FEATURE_NAMES,
 ) -> TrainingResult:
     """Train one family on a features frame (:func:`fraudops.features.build_features`), evaluate it out
-    of time, log everything to MLflow and, given a ``registry``, register the model as a new version."""
+    of time, log everything to MLflow and, given a ``registry``, register the model as a new version.
+    ``feature_names`` other than the model's input vector are for ablations (such a model cannot serve)."""
     import mlflow
 
     from fraudops import tracking
 
     family = family or model_settings.family
-    data = split_datasets(features, training.split, end)
+    data = split_datasets(features, training.split, end, feature_names)
     options = FitOptions(
         class_weight=model_settings.class_weight,
         threads=training.threads,

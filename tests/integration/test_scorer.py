@@ -160,6 +160,7 @@ def test_streaming_features_equal_batch_features(env: ScorerEnv) -> None:
         np.testing.assert_allclose(streamed[name], expected[name], rtol=1e-9, atol=1e-9, err_msg=name)
     # the check is not vacuous: the delayed terminal windows carry fraud
     assert expected["terminal_risk_30d"].max() > 0 and streamed["terminal_nb_tx_30d"].max() > 0
+    assert streamed["terminal_days_since_first_fraud_30d"].max() > 0
 
 
 def _malformed(i: int, good: dict) -> bytes:

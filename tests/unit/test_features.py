@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from fraudops.features import (
+    BASELINE_FEATURES,
     FEATURE_NAMES,
     LABEL_DELAY_DAYS,
     WINDOW_FEATURES,
@@ -35,7 +36,8 @@ def _by_id(features: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_feature_vector_definition() -> None:
-    assert len(FEATURE_NAMES) == 15 == len(set(FEATURE_NAMES))
+    assert len(FEATURE_NAMES) == len(set(FEATURE_NAMES))
+    assert len(BASELINE_FEATURES) == 15 and FEATURE_NAMES[:15] == BASELINE_FEATURES
     assert FEATURE_NAMES[:3] == ("tx_amount", "tx_during_weekend", "tx_during_night")
     assert LABEL_DELAY_DAYS == 7
     assert all(f.delay_days == LABEL_DELAY_DAYS for f in WINDOW_FEATURES if f.entity == "terminal_id")
@@ -109,6 +111,16 @@ def test_terminal_windows_use_only_labels_at_least_the_delay_old() -> None:
     assert f.loc["elsewhere", cols].tolist() == [0, 0, 0, 0]
     # the transactions' own labels never leak into their features
     assert f.loc["fraud3", cols].tolist() == [0, 0, 0, 0]
+    age = "terminal_days_since_first_fraud_30d"
+    assert f.loc["q_early", age] == 0  # no fraud known yet
+    assert f.loc["q_exact", age] == 7
+    assert f.loc["q_day9", age] == 9
+    assert f.loc["q_day10", age] == 10
+    assert f.loc["elsewhere", age] == 0
+    assert f.loc["fraud3", age] == 0
+    later = _by_id(build_features(pd.concat([frame, _tx([("q_day38", "38D 12h", 4, 9, 5.0, 0)])])))
+    # 38 days: "fraud0" left the 30-day window of known labels, "fraud3" is still in it
+    assert later.loc["q_day38", age] == 35
 
 
 def test_young_labels_cannot_change_features(
@@ -169,6 +181,10 @@ def test_matches_a_brute_force_computation(
             assert small_features[f"terminal_nb_tx_{w}d"].iloc[i] == seen.sum()
             expected_risk = fraud[seen].mean() if seen.any() else 0.0
             assert small_features[f"terminal_risk_{w}d"].iloc[i] == pytest.approx(expected_risk)
+        known = (terminals == terminals[i]) & (times > t - delay - 30 * day) & (times <= t - delay)
+        known &= fraud == 1
+        first = (t - times[known].min()) / day if known.any() else 0.0
+        assert small_features["terminal_days_since_first_fraud_30d"].iloc[i] == pytest.approx(first)
 
 
 def test_terminal_risk_table_matches_batch_features(

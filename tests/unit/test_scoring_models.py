@@ -81,6 +81,6 @@ def test_a_last_known_good_copy_of_other_features_is_refused(tmp_path, tiny_mode
     model, _ = tiny_model
     target = save_last_known_good(tmp_path, LoadedModel(ModelInfo("m", "3", "xgboost"), model))
     meta = json.loads((target / "meta.json").read_text())
-    (target / "meta.json").write_text(json.dumps({**meta, "features": meta["features"][:-1]}))
+    (target / "meta.json").write_text(json.dumps({**meta, "features": [*meta["features"][:-1], "retired"]}))
     with pytest.raises(SignatureMismatch, match="last-known-good copy"):
         load_last_known_good(tmp_path, "m")

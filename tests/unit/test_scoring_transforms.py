@@ -95,7 +95,8 @@ def _stored(tx: pd.DataFrame):
     def load(start):
         calls.append(start)
         return tx.loc[
-            tx["tx_datetime"] > start, ["transaction_id", "customer_id", "tx_datetime", "tx_amount"]
+            tx["tx_datetime"] > start,
+            ["transaction_id", "customer_id", "terminal_id", "tx_datetime", "tx_amount"],
         ]
 
     return load, calls
@@ -160,6 +161,7 @@ def test_history_is_pruned_to_the_longest_window_and_reloaded_when_a_batch_reach
         {
             "transaction_id": ["a", "b", "c"],
             "customer_id": [1, 1, 1],
+            "terminal_id": [2, 2, 2],
             "tx_datetime": [t0, t0 + 10 * day, t0 + 40 * day],
             "tx_amount": [1.0, 2.0, 3.0],
         }
@@ -280,3 +282,35 @@ def test_terminal_table_reads_the_newest_stretch_and_late_labels_hourly() -> Non
     later = at + SETTLE_EVERY_S
     table.refresh(later, later)  # an hour on: the settle margin is read again, with the label
     assert table.features(np.array([7]), np.array([later]))["terminal_risk_30d"].tolist() == [1.0]
+
+
+@pytest.mark.parametrize("family", ["xgboost", "catboost"])
+def test_a_champion_trained_on_fewer_features_still_scores_and_evaluates(small_features, family) -> None:
+    """After an upgrade adds features, the champion trained before it reads its own columns, in the scorer
+    and in the evaluate step, until a new model replaces it."""
+    from fraudops.evaluation import evaluate
+    from fraudops.features import BASELINE_FEATURES, feature_matrix
+    from fraudops.model_config import CatBoostParams, Thresholds, XGBoostParams
+    from fraudops.model_families import Dataset, FitOptions, fit
+    from fraudops.scoring.batch import score
+    from fraudops.scoring.models import LoadedModel, ModelInfo
+
+    train, valid = small_features.iloc[20_000:28_000], small_features.iloc[28_000:30_000]
+
+    def data(frame: pd.DataFrame) -> Dataset:
+        y = frame["tx_fraud"].to_numpy(np.int64)
+        return Dataset(feature_matrix(frame, BASELINE_FEATURES), y, BASELINE_FEATURES)
+
+    params = (
+        XGBoostParams(n_estimators=20, max_depth=3)
+        if family == "xgboost"
+        else CatBoostParams(iterations=20, depth=3)
+    )
+    model = fit(family, data(train), data(valid), params, FitOptions("sqrt", 1, 0, 5))
+    assert model.feature_names == BASELINE_FEATURES
+    rows = small_features.iloc[30_000:30_200]
+    vector = rows.loc[:, list(FEATURE_NAMES)].reset_index(drop=True)  # what the scorer assembles
+    scores, _ = score(LoadedModel(ModelInfo("m", "1", family), model), vector, Thresholds())
+    np.testing.assert_allclose(scores, model.predict(feature_matrix(rows, BASELINE_FEATURES)), rtol=1e-6)
+    evaluation = evaluate(model, rows, Thresholds(), latency_rows=5)
+    np.testing.assert_allclose(evaluation.scores, scores, rtol=1e-6)

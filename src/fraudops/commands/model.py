@@ -410,6 +410,8 @@ def score_file(
     use_tracking_uri(uri)
     features = _read_features(settings.path(source))
     model = load_model(model_uri)
-    frame = scored_frame(features, model.predict(feature_matrix(features)), settings.model.thresholds)
+    frame = scored_frame(
+        features, model.predict(feature_matrix(features, model.feature_names)), settings.model.thresholds
+    )
     write_parquet(frame, str(settings.path(out)))
     return frame

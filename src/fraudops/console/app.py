@@ -144,13 +144,15 @@ def _label_form(user: User, transaction_id: str, key: str) -> None:
 def _reasons(row: dict[str, Any]) -> None:
     features = row.get("features") or {}
     try:
-        x = views.feature_vector(features)
         model = _model(row["model_name"], str(row["model_version"]))
+        # the features of the version that scored it, which may predate today's feature list
+        names = tuple(model.feature_names)
+        x = views.feature_vector(features, names)
         contributions = views.shap_contributions(model, x)
     except Exception as exc:
         st.warning(f"Reason codes unavailable: {type(exc).__name__}: {exc}"[:300])
         return
-    reasons = views.reason_codes(contributions, x[0])
+    reasons = views.reason_codes(contributions, x[0], names)
     st.dataframe(
         pd.DataFrame(
             [

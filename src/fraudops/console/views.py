@@ -61,12 +61,13 @@ class Reason:
         return "raises" if self.contribution > 0 else "lowers"
 
 
-def feature_vector(features: Mapping[str, Any]) -> np.ndarray:
-    """The model input of one stored transaction (its ``features`` column), in the model's order."""
-    missing = [name for name in FEATURE_NAMES if name not in features]
+def feature_vector(features: Mapping[str, Any], names: Sequence[str] = FEATURE_NAMES) -> np.ndarray:
+    """The model input of one stored transaction (its ``features`` column), in the order of ``names``
+    (the model's own feature list)."""
+    missing = [name for name in names if name not in features]
     if missing:
         raise ValueError(f"stored features lack {', '.join(missing)}")
-    return np.array([[float(features[name]) for name in FEATURE_NAMES]], dtype=np.float32)
+    return np.array([[float(features[name]) for name in names]], dtype=np.float32)
 
 
 def reason_codes(

@@ -145,7 +145,8 @@ def score(
     calls the booster once per row instead: the baseline the vectorized path is measured against."""
     if features.empty:
         return np.empty(0), np.empty(0, dtype=object)
-    matrix = features.to_numpy(np.float32)
+    # the model's own columns (a champion trained before features were added reads fewer)
+    matrix = features.loc[:, list(model.model.feature_names)].to_numpy(np.float32)
     if row_at_a_time:
         raw = np.concatenate([np.asarray(model.model.predict(matrix[i : i + 1])) for i in range(len(matrix))])
     else:

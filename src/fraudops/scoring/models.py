@@ -18,7 +18,6 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from fraudops.features import FEATURE_NAMES
 from fraudops.model_families import CatBoostModel, FraudModel, XGBoostModel
 from fraudops.registry import ModelRegistry, check_signature
 
@@ -62,7 +61,8 @@ def save_last_known_good(folder: Path, loaded: LoadedModel) -> Path:
     else:  # pragma: no cover
         raise TypeError(f"cannot save {type(loaded.model).__name__}")
     # the feature list it takes, checked when the copy is loaded by a later release
-    (tmp / "meta.json").write_text(json.dumps({**asdict(loaded.info), "features": list(FEATURE_NAMES)}))
+    meta = {**asdict(loaded.info), "features": list(loaded.model.feature_names)}
+    (tmp / "meta.json").write_text(json.dumps(meta))
     shutil.rmtree(target, ignore_errors=True)
     os.replace(tmp, target)
     pointer_tmp = base / f".{_POINTER}.tmp"

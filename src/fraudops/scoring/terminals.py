@@ -17,6 +17,7 @@ import pandas as pd
 
 from fraudops.features import (
     SECONDS_PER_DAY,
+    TERMINAL_FEATURES,
     WINDOW_FEATURES,
     at_epoch_seconds,
     epoch_seconds,
@@ -24,7 +25,7 @@ from fraudops.features import (
     window_reach_s,
 )
 
-TERMINAL_FEATURES: tuple[str, ...] = tuple(f.name for f in WINDOW_FEATURES if f.entity == "terminal_id")
+__all__ = ["TERMINAL_FEATURES", "Loader", "TerminalTable"]
 _TERMINAL = [f for f in WINDOW_FEATURES if f.entity == "terminal_id"]
 _REACH_S = window_reach_s("terminal_id")
 _DELAY_S = min(f.delay_days for f in _TERMINAL) * SECONDS_PER_DAY
