@@ -281,6 +281,11 @@ def test_analyst_searches_labels_an_alert_and_the_label_is_in_postgres(world, br
     _expect_text(page, "Scored by model version")
     page.locator(".vega-embed canvas, .vega-embed svg").nth(3).wait_for()  # the four charts drawn
     _shot(page, world, "monitoring")
+    _open(page, "Operations", "Operations")
+    _expect_text(page, "Services up")
+    _expect_text(page, "Scrape targets")
+    _expect_cell(page, "postgres")  # a scrape target's job, from Prometheus
+    _shot(page, world, "operations")
     _open(page, "Model", "Model in production")
     _expect_text(page, "History (model_metadata)")
     _shot(page, world, "model")

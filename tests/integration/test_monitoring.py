@@ -98,6 +98,21 @@ def test_every_listed_target_is_scraped_and_up(running_stack: Any) -> None:
     assert len(kafka) == len(settings.stack.ports.kafka)
 
 
+def test_the_console_reads_the_same_targets_and_series(running_stack: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from fraudops.console.operations import Prometheus, prometheus_url
+
+    settings = running_stack.settings
+    prometheus = Prometheus(prometheus_url(settings))
+    targets = prometheus.targets()
+    assert {job.name for job in listed_jobs(settings, running_stack.stack.layout)} == set(targets["job"])
+    end = datetime.now(UTC)
+    up = prometheus.series("up", "sum(up)", end - timedelta(minutes=5), end, 15)
+    assert not up.empty and up["up"].iloc[-1] >= 1
+    assert prometheus.alerts().columns.tolist() == ["alert", "severity", "state", "since", "summary"]
+
+
 class _Receiver(BaseHTTPRequestHandler):
     received: list[dict[str, Any]]
 

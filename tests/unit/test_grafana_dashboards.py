@@ -1,7 +1,7 @@
-"""The provisioned Grafana dashboards only query metrics that something in the stack exports: our own
-processes (fraudops.monitoring), the Kafka JMX rules and the StatsD mapping we commit, Prometheus itself,
-and the named metrics of the third-party exporters (tests/integration/test_monitoring.py finds those on
-the running stack)."""
+"""The provisioned Grafana dashboards and the console's operational panels only query metrics that
+something in the stack exports: our own processes (fraudops.monitoring), the Kafka JMX rules and the StatsD
+mapping we commit, Prometheus itself, and the named metrics of the third-party exporters
+(tests/integration/test_monitoring.py finds those on the running stack)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fraudops.console.operations import PANELS
 from fraudops.monitoring import metrics, platform
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,7 +54,7 @@ def metric_names(expr: str) -> set[str]:
     return names
 
 
-def _queries() -> list[tuple[str, str, str]]:
+def _dashboard_queries() -> list[tuple[str, str, str]]:
     return [
         (path.name, panel["title"], target["expr"])
         for path in DASHBOARDS
@@ -62,13 +63,17 @@ def _queries() -> list[tuple[str, str, str]]:
     ]
 
 
+def _queries() -> list[tuple[str, str, str]]:
+    return [*_dashboard_queries(), *(("console", title, expr) for title, expr in PANELS.items())]
+
+
 def test_metric_names_of_promql() -> None:
     expr = 'histogram_quantile(0.99, sum by (le) (rate(a_seconds_bucket{job="x"}[5m]))) / ignoring(x) b'
     assert metric_names(expr) == {"a_seconds_bucket", "b"}
 
 
 def test_dashboards_cover_the_issue_panels() -> None:
-    titles = " ".join(title.lower() for _, title, _ in _queries())
+    titles = " ".join(title.lower() for _, title, _ in _dashboard_queries())
     for topic in (
         "throughput",
         "latency",

@@ -15,11 +15,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from fraudops.console import queries, views
+from fraudops.console import operations, queries, views
 from fraudops.console.feedback import NotAllowed, submit_label
 from fraudops.console.users import User, UserStore
 
-PAGES = ("Search", "Alerts", "Monitoring", "Model", "Labels")
+PAGES = ("Search", "Alerts", "Monitoring", "Operations", "Model", "Labels")
 WINDOWS = {"last hour": timedelta(hours=1), "last day": timedelta(days=1), "last week": timedelta(days=7)}
 BUCKETS = {"last hour": ("minute", 60.0), "last day": ("hour", 3600.0), "last week": ("hour", 3600.0)}
 DAG_ID = "fraud_retraining"
@@ -304,6 +304,47 @@ def page_monitoring(user: User) -> None:
     st.dataframe(versions, hide_index=True)
 
 
+def page_operations(user: User) -> None:
+    st.header("Operations")
+    prometheus = operations.Prometheus(operations.prometheus_url(_context()["settings"]))
+    st.caption(f"From Prometheus at {prometheus.url} (scraped every few seconds; alert rules as paged)")
+    try:
+        targets, alerts = prometheus.targets(), prometheus.alerts()
+        end = datetime.now(UTC)
+        series = {
+            title: prometheus.series(title, query, end - timedelta(hours=1), end, 15)
+            for title, query in operations.PANELS.items()
+        }
+    except operations.PrometheusError as exc:
+        st.warning(f"Operational panels unavailable: {exc}")
+        return
+    up = int((targets["health"] == "up").sum())
+    firing = int((alerts["state"] == "firing").sum())
+    c = st.columns(4)
+    c[0].metric("Services up", f"{up} / {len(targets)}")
+    c[1].metric("Alerts firing", firing)
+    now = {title: operations.latest(frame) for title, frame in series.items()}
+    scored, lag = now["Scored (tx/s)"], now["Consumer lag (records)"]
+    c[2].metric("Scored now (tx/s)", "-" if scored is None else f"{scored:,.1f}")
+    c[3].metric("Consumer lag", "-" if lag is None else f"{lag:,.0f}")
+    st.subheader("Alerts")
+    if alerts.empty:
+        st.success("No alert is firing or pending.")
+    else:
+        st.dataframe(alerts, hide_index=True)
+    st.subheader("Last hour")
+    columns = st.columns(2)
+    for i, (title, frame) in enumerate(series.items()):
+        box = columns[i % 2]
+        box.markdown(f"**{title}**")
+        if frame.empty:
+            box.caption("no data in the last hour")
+        else:
+            box.line_chart(frame)
+    st.subheader("Scrape targets")
+    st.dataframe(targets, hide_index=True)
+
+
 def page_model(user: User) -> None:
     settings = _context()["settings"]
     st.header(f"Model in production: {settings.mlflow.model_name}")
@@ -373,6 +414,7 @@ def main() -> None:
         "Search": page_search,
         "Alerts": page_alerts,
         "Monitoring": page_monitoring,
+        "Operations": page_operations,
         "Model": page_model,
         "Labels": page_labels,
     }[page](user)
