@@ -38,9 +38,9 @@ def fraud_drift() -> None:
     @task.short_circuit
     def check_drift() -> str:
         """The DAG to trigger when drifted, else "" (which skips the trigger)."""
+        from fraudops.config.settings import load_settings
         from fraudops.drift import check_drift as check
         from fraudops.secrets import load_secrets
-        from fraudops.settings import load_settings
 
         settings = load_settings()
         report = check(settings, load_secrets(settings.env_dir))

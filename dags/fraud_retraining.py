@@ -13,7 +13,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from fraudops.pipeline_config import FAMILY_CHOICES
+from fraudops.config.pipeline import FAMILY_CHOICES
 
 DOC = """
 ### Fraud model retraining

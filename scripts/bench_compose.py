@@ -16,11 +16,11 @@ import re
 import subprocess
 import time
 
+from fraudops.config.settings import load_settings
 from fraudops.containers.base_image import ensure_base_image
 from fraudops.containers.compose import Compose, state_dir
 from fraudops.containers.engine import ensure_engine
 from fraudops.secrets import ensure_secrets
-from fraudops.settings import load_settings
 
 PROJECT = "fraudops-bench"
 

@@ -21,10 +21,10 @@ from datetime import UTC, datetime, timedelta
 import psycopg2
 
 from fraudops import fraud_db
+from fraudops.config.settings import load_settings
 from fraudops.console import queries
 from fraudops.features import FEATURE_NAMES
 from fraudops.secrets import load_secrets
-from fraudops.settings import load_settings
 
 SCHEMA = "bench_console"
 TABLES = ("transactions_with_score", "fraud_alerts", "fraud_labels")

@@ -44,8 +44,8 @@ def main() -> None:
     logging.getLogger("fraudops.ablation").setLevel(logging.INFO)
     warnings.simplefilter("ignore")  # MLflow's advisory warnings would drown the table
     from fraudops.ablation import ablation_table, earns_its_keep, feature_sets, run_ablation
+    from fraudops.config.settings import load_settings
     from fraudops.features import build_features
-    from fraudops.settings import load_settings
     from fraudops.simulator import simulate
 
     settings = load_settings()

@@ -42,8 +42,8 @@ def main() -> None:
     warnings.simplefilter("ignore")  # MLflow's advisory warnings would drown the table
     import pandas as pd
 
+    from fraudops.config.settings import load_settings
     from fraudops.features import FEATURE_NAMES, build_features
-    from fraudops.settings import load_settings
     from fraudops.simulator import simulate
     from fraudops.train import train_model
 

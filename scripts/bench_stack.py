@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from fraudops.settings import load_settings
+from fraudops.config.settings import load_settings
 from fraudops.stack.manager import Stack, format_status
 
 

@@ -46,11 +46,11 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from fraudops import fraud_db
+from fraudops.config.settings import Settings, load_settings
 from fraudops.history import next_stream_start
 from fraudops.kafka_client import kafka_producer
 from fraudops.producer import produce, simulated_stream
 from fraudops.secrets import load_secrets
-from fraudops.settings import Settings, load_settings
 from fraudops.simulator import SimulatedTransaction
 from fraudops.stack.manager import Stack
 

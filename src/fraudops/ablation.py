@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from fraudops.config.model import Family, ModelSettings, TrainingSettings
 from fraudops.features import BASELINE_FEATURES, FEATURE_NAMES
-from fraudops.model_config import Family, ModelSettings, TrainingSettings
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import requests
 
-from fraudops.settings import Settings
+from fraudops.config.settings import Settings
 
 FINISHED = {"success", "failed"}
 

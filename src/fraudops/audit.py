@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from fraudops.settings import Settings
+from fraudops.config.settings import Settings
 
 
 @dataclass(frozen=True)

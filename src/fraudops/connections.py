@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import quote
 
-from fraudops.settings import Settings
+from fraudops.config.settings import Settings
 
 # component -> the secret holding its role's password
 ROLE_PASSWORDS = {

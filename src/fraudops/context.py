@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from fraudops.settings import Settings
+from fraudops.config.settings import Settings
 
 if TYPE_CHECKING:  # pragma: no cover
     from fraudops.audit import AuditLog
@@ -34,8 +34,8 @@ class Context:
     @classmethod
     def load(cls) -> Context:
         """The settings and the secrets, read once."""
+        from fraudops.config.settings import load_settings
         from fraudops.secrets import load_secrets
-        from fraudops.settings import load_settings
 
         settings = load_settings()
         return cls.of(settings, load_secrets(settings.env_dir))

@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from fraudops.model_config import Thresholds
+from fraudops.config.model import Thresholds
 
 Decision = Literal["APPROVE", "REVIEW", "BLOCK"]
 DECISIONS: tuple[Decision, ...] = ("APPROVE", "REVIEW", "BLOCK")

@@ -12,9 +12,9 @@ import click
 
 from fraudops import fraud_db
 from fraudops.airflow_api import AirflowApi
+from fraudops.config.settings import load_settings
 from fraudops.context import Context
 from fraudops.history import load_simulated_history, next_stream_start, world_ending_today
-from fraudops.settings import load_settings
 from fraudops.stack.manager import Stack, format_status, format_urls
 from fraudops.stack.services import venv_bin
 

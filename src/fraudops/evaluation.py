@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from fraudops.config.model import Thresholds
 from fraudops.decisions import decide
 from fraudops.features import feature_matrix
-from fraudops.model_config import Thresholds
 from fraudops.model_families import FraudModel
 
 CARD_PRECISION_K = 100

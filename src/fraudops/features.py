@@ -35,7 +35,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from fraudops.model_config import LABEL_DELAY_DAYS
+from fraudops.config.model import LABEL_DELAY_DAYS
 
 CUSTOMER_WINDOWS_DAYS: tuple[int, ...] = (1, 7, 30)
 TERMINAL_WINDOWS_DAYS: tuple[int, ...] = (1, 7, 30)
@@ -245,28 +245,6 @@ def feature_matrix(features: pd.DataFrame, names: tuple[str, ...] = FEATURE_NAME
     """The model input: :data:`FEATURE_NAMES` (or ``names``, for an ablation) in order, as float32 (what
     the boosters use internally)."""
     return features.loc[:, list(names)].to_numpy(dtype=np.float32)
-
-
-def terminal_risk_table(transactions: pd.DataFrame, as_of: pd.Timestamp | str) -> pd.DataFrame:
-    """Terminal features valid for a transaction at ``as_of``, per terminal (the scorer's lookup table).
-
-    ``transactions`` needs ``tx_datetime``, ``terminal_id`` and ``tx_fraud``; only transactions at least
-    the label delay old count, as in :func:`build_features`. Terminals with no such transaction are
-    absent: their features are 0.
-    """
-    t = int(_epoch_seconds(np.array([pd.Timestamp(as_of).to_datetime64()]))[0])
-    seconds = _epoch_seconds(transactions["tx_datetime"])
-    fraud = pd.to_numeric(transactions["tx_fraud"], errors="coerce").fillna(0).to_numpy(dtype=np.float64)
-    terminal = transactions["terminal_id"].to_numpy()
-    columns: dict[str, pd.Series] = {}
-    for f in (f for f in WINDOW_FEATURES if f.entity == "terminal_id"):
-        end = t - f.delay_days * SECONDS_PER_DAY
-        inside = (seconds > end - f.window_days * SECONDS_PER_DAY) & (seconds <= end)
-        grouped = pd.Series(fraud[inside]).groupby(terminal[inside])
-        columns[f.name] = grouped.size() if f.statistic == "count" else grouped.mean()
-    table = pd.DataFrame(columns).fillna(0.0).astype(np.float64)
-    table.index.name = "terminal_id"
-    return table
 
 
 # -- online execution (the streaming scorer) --------------------------------------------------------------

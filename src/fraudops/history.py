@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 
 from fraudops import fraud_db
+from fraudops.config.model import SimulatorSettings
 from fraudops.labels import DEFAULT_DELAY, label_records
-from fraudops.model_config import SimulatorSettings
 from fraudops.simulator import iter_day_frames
 
 

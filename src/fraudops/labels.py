@@ -57,11 +57,6 @@ def overridable_by(incoming: str) -> list[str]:
     return [source for source in LABEL_SOURCES if prevails(incoming, source)]
 
 
-def labels_known_at(labels: pd.DataFrame, cutoff: datetime | pd.Timestamp) -> pd.DataFrame:
-    """The labels published by ``cutoff`` (what a training run at ``cutoff`` may use)."""
-    return labels.loc[labels["available_at"] <= pd.Timestamp(cutoff)]
-
-
 @dataclass(frozen=True)
 class Label:
     transaction_id: str

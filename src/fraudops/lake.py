@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from fraudops.settings import Settings
+from fraudops.config.settings import Settings
 
 
 class Lake(Protocol):

@@ -13,8 +13,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from fraudops.config.model import CatBoostParams, ClassWeight, Family, XGBoostParams
 from fraudops.features import FEATURE_NAMES
-from fraudops.model_config import CatBoostParams, ClassWeight, Family, XGBoostParams
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,11 @@ import pandas as pd
 
 from fraudops import fraud_db
 from fraudops.audit import AuditRow, row_key
+from fraudops.config.model import ModelSettings
+from fraudops.config.settings import Settings
 from fraudops.context import Context
-from fraudops.model_config import ModelSettings
 from fraudops.promotion import Candidate, PromotionDecision, decide_promotion
 from fraudops.registry import VersionRef
-from fraudops.settings import Settings
 from fraudops.train import labelled
 from fraudops.validation import DataValidationError  # noqa: F401  (re-exported: the DAG catches it)
 

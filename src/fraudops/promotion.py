@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
-from fraudops.pipeline_config import PromotionGates
+from fraudops.config.pipeline import PromotionGates
 
 Metrics = Mapping[str, float]
 

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 from fraudops.features import FEATURE_NAMES
 
 if TYPE_CHECKING:  # pragma: no cover
+    from fraudops.config.settings import Settings
     from fraudops.model_families import FraudModel
-    from fraudops.settings import Settings
 
 
 class SignatureMismatch(ValueError):

@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fraudops.model_config import SimulatorSettings
+from fraudops.config.model import SimulatorSettings
 from fraudops.schema import EVENT_COLUMNS, LABEL_COLUMNS, pandas_dtypes
 
 SECONDS_PER_DAY = 86_400

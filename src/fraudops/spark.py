@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fraudops.settings import Settings
+from fraudops.config.settings import Settings
 
 
 def is_cluster(master: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from fraudops.settings import Settings
+from fraudops.config.settings import Settings
 
 # MinIO's default region: every S3 client of the stack (boto3, MLflow's server, Spark's S3A) signs for it
 S3_REGION = "us-east-1"

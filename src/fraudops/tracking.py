@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fraudops.config.model import Thresholds
 from fraudops.features import FEATURE_NAMES
-from fraudops.model_config import Thresholds
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,7 @@ import numpy as np
 import pandas as pd
 
 from fraudops import __version__, drift
-from fraudops.evaluation import Evaluation, ProtocolWindow, evaluate
-from fraudops.features import FEATURE_NAMES, LABEL_DELAY_DAYS, TERMINAL_WINDOWS_DAYS, feature_matrix
-from fraudops.model_config import (
+from fraudops.config.model import (
     CatBoostParams,
     Family,
     ModelSettings,
@@ -31,6 +29,8 @@ from fraudops.model_config import (
     TrainingSettings,
     XGBoostParams,
 )
+from fraudops.evaluation import Evaluation, ProtocolWindow, evaluate
+from fraudops.features import FEATURE_NAMES, LABEL_DELAY_DAYS, TERMINAL_WINDOWS_DAYS, feature_matrix
 from fraudops.model_families import Dataset, FitOptions, FraudModel, fit, positive_weight
 from fraudops.windows import SplitWindows, time_split, training_end
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pandas as pd
 
+from fraudops.config.pipeline import ValidationRules
 from fraudops.labels import DEFAULT_DELAY
-from fraudops.pipeline_config import ValidationRules
 from fraudops.schema import EVENT_FIELDS, LABEL_COLUMNS
 
 SUITE_NAME = "transactions_snapshot"

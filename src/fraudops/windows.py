@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from fraudops.config.model import SplitSettings
 from fraudops.features import LABEL_DELAY_DAYS
-from fraudops.model_config import SplitSettings
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import pytest
 
+from fraudops.config.settings import Settings, load_settings
 from fraudops.containers.compose import Compose, state_dir
 from fraudops.containers.engine import ensure_engine, stop_engine
 from fraudops.context import Context
 from fraudops.secrets import ensure_secrets, load_secrets
-from fraudops.settings import Settings, load_settings
 
 PROJECT = "fraudops-compose-test"
 

@@ -17,7 +17,7 @@ def dagbag(tmp_path_factory):
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     from airflow.dag_processing.dagbag import DagBag
 
-    from fraudops.settings import load_settings
+    from fraudops.config.settings import load_settings
 
     real_connect = socket.socket.connect
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from fraudops.config.settings import Settings, load_settings
 from fraudops.fraud_db import fraud_dsn, training_data_fingerprint
 from fraudops.secrets import load_secrets
-from fraudops.settings import Settings, load_settings
 from fraudops.stack import process
 from fraudops.stack.manager import Stack
 

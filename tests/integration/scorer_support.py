@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from fraudops import fraud_db
+from fraudops.config.model import SimulatorSettings
 from fraudops.features import FEATURE_NAMES
-from fraudops.model_config import SimulatorSettings
 from fraudops.simulator import SimulatedTransaction, stream_transactions
 
 # ~600 transactions a simulated day
@@ -44,8 +44,8 @@ def unique(prefix: str) -> str:
 
 def train_tiny_model(seed: int, rounds: int) -> Any:
     """A small real XGBoost fraud model (seconds)."""
+    from fraudops.config.model import XGBoostParams
     from fraudops.features import build_features, feature_matrix
-    from fraudops.model_config import XGBoostParams
     from fraudops.model_families import Dataset, fit_xgboost
     from fraudops.simulator import simulate
 

@@ -17,13 +17,13 @@ import requests
 from scorer_support import TEST_WORLD, delete_model, delete_rows, query, unique
 
 from fraudops.airflow_api import AirflowApi
+from fraudops.config.model import XGBoostParams
+from fraudops.config.settings import load_settings
 from fraudops.decisions import decide
 from fraudops.drift import REFERENCE_ARTIFACT, SCORE, check_drift, reference_profile
 from fraudops.features import FEATURE_NAMES, build_features, feature_matrix
 from fraudops.fraud_db import fraud_dsn
-from fraudops.model_config import XGBoostParams
 from fraudops.model_families import Dataset, fit_xgboost
-from fraudops.settings import load_settings
 from fraudops.simulator import simulate
 
 # a real DAG that is cheap to run: the check triggers it as it would trigger the retraining

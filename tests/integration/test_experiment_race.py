@@ -12,8 +12,8 @@ from typing import Any
 import mlflow
 from mlflow import MlflowClient
 
+from fraudops.config.model import SimulatorSettings
 from fraudops.features import build_features
-from fraudops.model_config import SimulatorSettings
 from fraudops.registry import MlflowRegistry
 from fraudops.simulator import simulate
 from fraudops.tracking import experiment_id, use_tracking_uri

@@ -15,8 +15,8 @@ from mlflow import MlflowClient
 
 from fraudops import fraud_db
 from fraudops.cli import main
+from fraudops.config.model import SimulatorSettings
 from fraudops.features import build_features
-from fraudops.model_config import SimulatorSettings
 from fraudops.registry import MlflowRegistry
 from fraudops.simulator import simulate
 from fraudops.storage import s3_client

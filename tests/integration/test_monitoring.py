@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import requests
 
+from fraudops.config.settings import load_settings
 from fraudops.monitoring.metrics import THIRD_PARTY_METRICS
 from fraudops.monitoring.prometheus import WEBHOOK_PATH
-from fraudops.settings import load_settings
 from fraudops.stack import process
 from fraudops.stack.manager import Stack
 from fraudops.stack.monitoring import listed_jobs

@@ -17,9 +17,9 @@ import pytest
 
 from fraudops import fraud_db, pipeline
 from fraudops.airflow_api import AirflowApi
+from fraudops.config.model import SimulatorSettings
 from fraudops.context import Context
 from fraudops.history import load_simulated_history, world_ending_today
-from fraudops.model_config import SimulatorSettings
 from fraudops.signals import read_model_updates
 from fraudops.simulator import simulate
 from fraudops.stack import process

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pandas as pd
 import pytest
 
+from fraudops.config.model import SimulatorSettings
 from fraudops.features import build_features
-from fraudops.model_config import SimulatorSettings
 from fraudops.simulator import simulate
 
 # ~1,000 transactions a day; ~3 reachable terminals per customer

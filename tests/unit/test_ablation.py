@@ -18,8 +18,8 @@ from fraudops.ablation import (
     feature_sets,
     run_ablation,
 )
+from fraudops.config.model import ModelSettings, SplitSettings, TrainingSettings, XGBoostParams
 from fraudops.features import BASELINE_FEATURES, FEATURE_NAMES
-from fraudops.model_config import ModelSettings, SplitSettings, TrainingSettings, XGBoostParams
 
 ADDED = FEATURE_NAMES[len(BASELINE_FEATURES) :]
 

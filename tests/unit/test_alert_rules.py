@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fraudops.config.settings import load_settings
 from fraudops.monitoring.prometheus import render_rules
-from fraudops.settings import load_settings
 
 
 @pytest.fixture

@@ -22,9 +22,9 @@ import pytest
 import yaml
 
 from fraudops.cli import main as cli_main
+from fraudops.config.settings import CONFIG_FILE, Settings, load_settings
 from fraudops.containers.compose import ONE_SHOT
 from fraudops.secrets import ensure_secrets
-from fraudops.settings import CONFIG_FILE, Settings, load_settings
 from fraudops.stack import SERVICE_NAMES
 from fraudops.stack.airflow_env import airflow_environment, airflow_home
 from fraudops.stack.kafka_nodes import DURABILITY, LOG4J2

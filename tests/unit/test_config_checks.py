@@ -10,8 +10,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from fraudops.model_config import LABEL_DELAY_DAYS, SplitSettings
-from fraudops.settings import CONFIG_FILE, SettingsError, load_settings
+from fraudops.config.model import LABEL_DELAY_DAYS, SplitSettings
+from fraudops.config.settings import CONFIG_FILE, SettingsError, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fraudops.config.settings import load_settings
 from fraudops.console import queries, views
 from fraudops.console.cli import streamlit_argv
 from fraudops.console.feedback import NotAllowed, submit_label
 from fraudops.console.users import User, UserStore, ensure_default_users, hash_password, verify_password
 from fraudops.features import FEATURE_NAMES
-from fraudops.settings import load_settings
 from fraudops.stack.postgres import console_grants
 
 

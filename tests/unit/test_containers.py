@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fraudops.config.settings import load_settings
 from fraudops.containers.base_image import BaseImageError, release_of, sources_list
 from fraudops.containers.ca import CaBundleError, split_pem_bundle, stage_ca_bundle
 from fraudops.containers.compose import ContainerState, compose_environment, parse_inspect
-from fraudops.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 CERT = "-----BEGIN CERTIFICATE-----\nMIIB{n}\nAAAA\n-----END CERTIFICATE-----"

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fraudops.config.model import XGBoostParams
 from fraudops.drift import SCORE, DriftReport, drift_report, psi, reference_profile
 from fraudops.features import FEATURE_NAMES, build_features, feature_matrix
-from fraudops.model_config import XGBoostParams
 from fraudops.model_families import Dataset, fit_xgboost
 from fraudops.monitoring.platform import PlatformCollector
 from fraudops.simulator import simulate

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fraudops.config.model import Thresholds
 from fraudops.decisions import decide
 from fraudops.evaluation import (
     card_precision_at_k,
@@ -20,7 +21,6 @@ from fraudops.evaluation import (
     threshold_metrics,
     weekly_windows,
 )
-from fraudops.model_config import Thresholds
 from fraudops.model_families import FraudModel
 
 
@@ -132,7 +132,7 @@ def fast_model() -> tuple[FraudModel, np.ndarray]:
 def test_a_loaded_machine_does_not_reject_a_fast_model_but_a_slow_one_fails(
     fast_model: tuple[FraudModel, np.ndarray], busy_cpus: list[subprocess.Popen]
 ) -> None:
-    from fraudops.pipeline_config import PromotionGates
+    from fraudops.config.pipeline import PromotionGates
     from fraudops.promotion import gate_failures
 
     model, X = fast_model

@@ -11,8 +11,8 @@ from fraudops.features import (
     WINDOW_FEATURES,
     build_features,
     feature_matrix,
-    terminal_risk_table,
 )
+from references import terminal_risk_table
 
 DAY0 = pd.Timestamp("2018-04-02")  # a Monday
 

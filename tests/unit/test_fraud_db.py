@@ -37,8 +37,8 @@ def test_dsn_uses_the_fraud_role_and_quotes_the_password() -> None:
 def test_every_component_url_reads_the_database_mapping_one_way(monkeypatch) -> None:
     """``postgres.databases`` maps a component (its role) to its database, for the init step that creates
     them and for every client: with a non-default mapping they still meet."""
+    from fraudops.config.settings import load_settings
     from fraudops.connections import component_url
-    from fraudops.settings import load_settings
 
     monkeypatch.setenv(
         "FRAUDOPS_POSTGRES__DATABASES", '{"airflow": "af", "mlflow": "ml", "fraud": "fraud_prod"}'
@@ -54,8 +54,8 @@ def test_every_component_url_reads_the_database_mapping_one_way(monkeypatch) -> 
 def test_superuser_and_redis_urls_quote_their_passwords(monkeypatch) -> None:
     import psycopg2.extensions
 
+    from fraudops.config.settings import load_settings
     from fraudops.connections import redis_url, superuser_dsn
-    from fraudops.settings import load_settings
 
     monkeypatch.setenv("FRAUDOPS_STACK__PORTS__POSTGRES", "6543")
     settings = load_settings()

@@ -9,8 +9,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from fraudops.cli import main
+from fraudops.config.settings import find_project_root, load_settings
 from fraudops.demo import LiveSummary, format_summary
-from fraudops.settings import find_project_root, load_settings
 from fraudops.stack.manager import Stack, format_status
 
 

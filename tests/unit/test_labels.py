@@ -5,7 +5,8 @@ from datetime import datetime, timedelta
 import pandas as pd
 import pytest
 
-from fraudops.labels import DelayedLabelFeed, label_records, labels_known_at, overridable_by, prevails
+from fraudops.labels import DelayedLabelFeed, label_records, overridable_by, prevails
+from references import labels_known_at
 
 
 def test_label_records_are_published_after_the_delay(small_transactions: pd.DataFrame) -> None:

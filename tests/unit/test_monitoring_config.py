@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from fraudops.config.settings import load_settings
 from fraudops.monitoring.prometheus import (
     ConfigFiles,
     alertmanager_config,
@@ -16,7 +17,6 @@ from fraudops.monitoring.prometheus import (
     webhook_url,
     write_configs,
 )
-from fraudops.settings import load_settings
 from fraudops.stack.layout import StackLayout
 from fraudops.stack.monitoring import listed_jobs, monitoring_services
 

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 
 from fraudops import pipeline
+from fraudops.config.model import SplitSettings, XGBoostParams
+from fraudops.config.settings import Settings, load_settings
 from fraudops.context import Context
 from fraudops.features import FEATURE_NAMES, feature_matrix
-from fraudops.model_config import SplitSettings, XGBoostParams
 from fraudops.model_families import Dataset, fit_xgboost
-from fraudops.settings import Settings, load_settings
 from fraudops.signals import ModelUpdate
 from fraudops.windows import windows_at
 from memory_resources import MemoryAudit, MemoryLake, MemoryRegistry

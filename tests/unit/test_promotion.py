@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import math
 
-from fraudops.pipeline_config import PromotionGates
+from fraudops.config.pipeline import PromotionGates
 from fraudops.promotion import Candidate, PromotionDecision, decide_promotion, gate_failures
 
 GATES = PromotionGates(min_auc_roc=0.8, min_average_precision=0.3, max_single_row_cpu_p99_ms=50)

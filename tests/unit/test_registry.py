@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from fraudops.config.settings import load_settings
 from fraudops.features import FEATURE_NAMES
 from fraudops.registry import NoSuchVersion, SignatureMismatch, check_signature
-from fraudops.settings import load_settings
 from memory_resources import MemoryRegistry
 
 

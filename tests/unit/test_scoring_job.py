@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fraudops.config.settings import load_settings
 from fraudops.scoring.job import (
     ScorerOptions,
     checkpoint_location,
@@ -13,7 +14,6 @@ from fraudops.scoring.job import (
     s3a_conf,
     session_conf,
 )
-from fraudops.settings import load_settings
 
 
 def test_relative_checkpoints_live_in_the_data_folder() -> None:
@@ -74,8 +74,8 @@ def test_the_stateful_scorers_state_is_moved_out_of_a_local_checkpoint(tmp_path)
 
 
 def test_promotion_and_the_scorer_share_one_champion_alias(monkeypatch) -> None:
+    from fraudops.config.settings import load_settings
     from fraudops.context import Context
-    from fraudops.settings import load_settings
 
     monkeypatch.setenv("FRAUDOPS_MLFLOW__CHAMPION_ALIAS", "production")
     monkeypatch.setenv("FRAUDOPS_MLFLOW__PREVIOUS_ALIAS", "production-before")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from fraudops.config.model import XGBoostParams
 from fraudops.features import feature_matrix
-from fraudops.model_config import XGBoostParams
 from fraudops.model_families import Dataset, fit_xgboost
 from fraudops.registry import MlflowRegistry
 from fraudops.scoring.models import (

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fraudops.config.model import Thresholds, XGBoostParams
 from fraudops.features import FEATURE_NAMES, build_features, feature_matrix
-from fraudops.model_config import Thresholds, XGBoostParams
 from fraudops.model_families import Dataset, fit_xgboost
 from fraudops.schema import event_to_json
 from fraudops.scoring.batch import score_batch

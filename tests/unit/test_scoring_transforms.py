@@ -288,9 +288,9 @@ def test_terminal_table_reads_the_newest_stretch_and_late_labels_hourly() -> Non
 def test_a_champion_trained_on_fewer_features_still_scores_and_evaluates(small_features, family) -> None:
     """After an upgrade adds features, the champion trained before it reads its own columns, in the scorer
     and in the evaluate step, until a new model replaces it."""
+    from fraudops.config.model import CatBoostParams, Thresholds, XGBoostParams
     from fraudops.evaluation import evaluate
     from fraudops.features import BASELINE_FEATURES, feature_matrix
-    from fraudops.model_config import CatBoostParams, Thresholds, XGBoostParams
     from fraudops.model_families import Dataset, FitOptions, fit
     from fraudops.scoring.batch import score
     from fraudops.scoring.models import LoadedModel, ModelInfo

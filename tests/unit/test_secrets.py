@@ -48,7 +48,7 @@ def test_missing_secrets_fail_with_a_clear_message(tmp_path) -> None:
 
 
 def test_committed_examples_hold_no_literal_password() -> None:
-    from fraudops.settings import load_settings
+    from fraudops.config.settings import load_settings
 
     for example in load_settings().env_dir.glob("*.env.example"):
         for line in example.read_text().splitlines():

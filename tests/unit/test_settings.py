@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from fraudops.settings import load_settings
+from fraudops.config.settings import load_settings
 
 
 def test_defaults_come_from_the_config_file() -> None:

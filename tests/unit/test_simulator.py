@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
-from fraudops.model_config import SimulatorSettings
+from fraudops.config.model import SimulatorSettings
 from fraudops.schema import event_to_json, validate_event
 from fraudops.simulator import Simulator, build_world, paced, simulate, stream_transactions
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from fraudops.settings import Settings, load_settings
+from fraudops.config.settings import Settings, load_settings
 from fraudops.spark import connector_jars, is_cluster, session_conf
 from fraudops.stack import SERVICE_NAMES
 from fraudops.stack.health import Health

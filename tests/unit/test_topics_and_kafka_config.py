@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fraudops.settings import load_settings
+from fraudops.config.settings import load_settings
 from fraudops.stack.kafka_nodes import server_properties
 from fraudops.stack.layout import StackLayout
 from fraudops.topics import load_topic_specs

@@ -9,8 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraudops.features import FEATURE_NAMES, feature_matrix
-from fraudops.model_config import (
+from fraudops.config.model import (
     CatBoostParams,
     ModelSettings,
     SearchSettings,
@@ -18,6 +17,7 @@ from fraudops.model_config import (
     TrainingSettings,
     XGBoostParams,
 )
+from fraudops.features import FEATURE_NAMES, feature_matrix
 from fraudops.registry import MlflowRegistry
 from fraudops.train import TrainingResult, search_candidates, time_split, train_model
 

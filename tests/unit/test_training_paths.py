@@ -11,13 +11,14 @@ import pytest
 from click.testing import CliRunner
 
 from fraudops.commands.model import train_command
+from fraudops.config.settings import load_settings
 from fraudops.features import build_features, feature_matrix
-from fraudops.labels import label_records, labels_known_at
+from fraudops.labels import label_records
 from fraudops.registry import load_model
 from fraudops.schema import EVENT_COLUMNS
-from fraudops.settings import load_settings
 from fraudops.simulator import write_parquet
 from fraudops.train import train_at_cutoff
+from references import labels_known_at
 
 
 def _extracted(transactions: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:

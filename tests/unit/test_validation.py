@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraudops.model_config import SimulatorSettings
-from fraudops.pipeline_config import ValidationRules
+from fraudops.config.model import SimulatorSettings
+from fraudops.config.pipeline import ValidationRules
 from fraudops.simulator import simulate
 from fraudops.validation import DataValidationError, validate_snapshot
 

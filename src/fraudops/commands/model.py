@@ -17,7 +17,7 @@ import click
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from fraudops.settings import Settings
+    from fraudops.config.settings import Settings
 
 DEFAULT_TRANSACTIONS = Path("data") / "transactions.parquet"
 DEFAULT_FEATURES = Path("data") / "features.parquet"
@@ -32,7 +32,7 @@ data_option = click.option(
 
 
 def _settings() -> Settings:
-    from fraudops.settings import load_settings
+    from fraudops.config.settings import load_settings
 
     return load_settings()
 
@@ -89,7 +89,7 @@ def simulate_command(
     """Generate simulated transactions with fraud labels (to Parquet and/or Postgres)."""
     import time
 
-    from fraudops.model_config import SimulatorSettings
+    from fraudops.config.model import SimulatorSettings
 
     settings = _settings()
     overrides = {
@@ -271,8 +271,8 @@ def train_command(
     register: bool,
 ) -> None:
     """Train, evaluate out of time and log to MLflow; register a version of the model with --register."""
+    from fraudops.config.model import FAMILIES
     from fraudops.features import build_features
-    from fraudops.model_config import FAMILIES
     from fraudops.schema import read_parquet
     from fraudops.train import known_at, train_at_cutoff, train_model
 

@@ -14,9 +14,9 @@ def drift_command(trigger: bool) -> None:
     MLflow); exits 3 when a feature or the score drifted."""
     import logging
 
+    from fraudops.config.settings import load_settings
     from fraudops.drift import check_drift
     from fraudops.secrets import load_secrets
-    from fraudops.settings import load_settings
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     settings = load_settings()
@@ -50,10 +50,10 @@ def exporter_command() -> None:
 
     from prometheus_client import CollectorRegistry
 
+    from fraudops.config.settings import load_settings
     from fraudops.monitoring.metrics import serve
     from fraudops.monitoring.platform import stack_collector
     from fraudops.secrets import load_secrets
-    from fraudops.settings import load_settings
 
     settings = load_settings()
     registry = CollectorRegistry()

@@ -11,11 +11,11 @@ from pathlib import Path
 import click
 
 from fraudops.commands.model import score_file, tracking_option
-from fraudops.model_config import LABEL_DELAY_DAYS
+from fraudops.config.model import LABEL_DELAY_DAYS
 
 
 def _settings():  # type: ignore[no-untyped-def]
-    from fraudops.settings import load_settings
+    from fraudops.config.settings import load_settings
 
     return load_settings()
 

@@ -30,9 +30,9 @@ DAG_ID = "fraud_retraining"
 def _context() -> dict[str, Any]:
     from psycopg2.pool import ThreadedConnectionPool
 
+    from fraudops.config.settings import load_settings
     from fraudops.connections import console_dsn
     from fraudops.secrets import load_secrets
-    from fraudops.settings import load_settings
 
     settings = load_settings()
     secrets = load_secrets(settings.env_dir)

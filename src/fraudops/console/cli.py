@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from fraudops.settings import Settings, load_settings
+from fraudops.config.settings import Settings, load_settings
 
 APP = Path(__file__).with_name("app.py")
 

@@ -6,10 +6,10 @@ import sys
 
 import click
 
+from fraudops.config.settings import Settings, load_settings
 from fraudops.containers.compose import Compose, ComposeError, state_dir
 from fraudops.containers.engine import EngineError, engine_answers, ensure_engine, stop_engine
 from fraudops.secrets import ensure_secrets
-from fraudops.settings import Settings, load_settings
 
 
 def _log(line: str) -> None:

@@ -12,9 +12,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from fraudops.config.settings import Settings
 from fraudops.containers.base_image import ensure_base_image
 from fraudops.containers.ca import CA_FOLDER, stage_ca_bundle
-from fraudops.settings import Settings
 
 # the one-shot services: done when exited 0
 ONE_SHOT = frozenset({"postgres-init", "minio-init", "kafka-init", "airflow-init"})

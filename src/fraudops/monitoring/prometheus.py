@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from fraudops.settings import Settings
+from fraudops.config.settings import Settings
 
 # the scrape jobs whose absence is not an outage: they run only while someone runs them
 OPTIONAL_JOBS = ("scorer", "producer")

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fraudops.config.model import Thresholds
 from fraudops.decisions import decide
 from fraudops.features import FEATURE_NAMES, transaction_features
-from fraudops.model_config import Thresholds
 from fraudops.schema import EVENT_COLUMNS, printable
 from fraudops.scoring.customers import CustomerWindows
 from fraudops.scoring.models import LoadedModel

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from fraudops.settings import Settings
+from fraudops.config.settings import Settings
 
 log = logging.getLogger("fraudops.scorer")
 

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from fraudops.config.scorer import ScorerSettings
 from fraudops.schema import printable, validate_event
-from fraudops.scorer_config import ScorerSettings
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame

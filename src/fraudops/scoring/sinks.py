@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from fraudops.model_config import Thresholds
+from fraudops.config.model import Thresholds
 from fraudops.monitoring.metrics import ScorerMetrics
 from fraudops.scoring.batch import conflicts, dead_letters, prediction_messages, score_batch
 from fraudops.scoring.customers import CustomerWindows

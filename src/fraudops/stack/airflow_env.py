@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from fraudops.config.settings import Settings
 from fraudops.connections import component_url, redis_url
-from fraudops.settings import Settings
 
 # users and roles (Admin, Op, User, Viewer, custom ones) kept in the metadata database, managed in the UI
 # (Security menu) or with `airflow users ...`; the REST API takes the same accounts (POST /auth/token)

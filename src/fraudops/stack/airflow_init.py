@@ -16,7 +16,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import IO
 
-from fraudops.settings import Settings
+from fraudops.config.settings import Settings
 from fraudops.stack.airflow_env import airflow_environment, airflow_home
 
 

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from fraudops.settings import load_settings
+from fraudops.config.settings import load_settings
 
 
 @click.group("stack")

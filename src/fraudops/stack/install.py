@@ -10,7 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from fraudops.settings import Settings
+from fraudops.config.settings import Settings
 from fraudops.stack.layout import StackLayout
 
 MINIO_MODULE = "github.com/minio/minio"

@@ -7,7 +7,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from fraudops.settings import Settings
+from fraudops.config.settings import Settings
 from fraudops.stack.layout import StackLayout
 
 # Cluster-wide durability settings; docker-compose.yaml sets the same values (a test compares them).

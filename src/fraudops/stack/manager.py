@@ -8,9 +8,9 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from fraudops.config.settings import Settings
 from fraudops.console.users import ensure_console_users
 from fraudops.secrets import ensure_secrets, load_secrets, secrets_generated
-from fraudops.settings import Settings
 from fraudops.stack import install, process
 from fraudops.stack.airflow_init import AirflowInitError, init_airflow
 from fraudops.stack.health import Health

@@ -10,9 +10,9 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from fraudops.config.settings import Settings
 from fraudops.connections import superuser_dsn
 from fraudops.monitoring.prometheus import ConfigFiles, ScrapeJob, scrape_jobs, write_configs
-from fraudops.settings import Settings
 from fraudops.stack import health
 from fraudops.stack.airflow_env import FLOWER_USER
 from fraudops.stack.layout import StackLayout

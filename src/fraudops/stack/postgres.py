@@ -10,8 +10,8 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from fraudops.config.settings import Settings
 from fraudops.connections import ROLE_PASSWORDS, superuser_dsn
-from fraudops.settings import Settings
 
 
 def service_user() -> str | None:

@@ -9,8 +9,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from fraudops.config.settings import Settings
 from fraudops.connections import component_url, superuser_dsn
-from fraudops.settings import Settings
 from fraudops.stack import health
 from fraudops.stack.airflow_env import FLOWER_USER, airflow_environment
 from fraudops.stack.health import Health, Probe

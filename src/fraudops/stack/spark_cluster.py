@@ -10,7 +10,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from fraudops.settings import Settings
+from fraudops.config.settings import Settings
 from fraudops.stack.health import Health, http_json
 
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from fraudops.model_config import FAMILIES, Family
-from fraudops.strict import StrictModel
+from fraudops.config.base import StrictModel
+from fraudops.config.model import FAMILIES, Family
 
 # the families a DAG run may ask for (the form's choices)
 FAMILY_CHOICES = FAMILIES

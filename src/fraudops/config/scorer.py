@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from fraudops.strict import StrictModel
+from fraudops.config.base import StrictModel
 
 
 class ScorerSettings(StrictModel):

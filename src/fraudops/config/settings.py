@@ -17,11 +17,11 @@ import yaml
 from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from fraudops.model_config import ModelSettings, SimulatorSettings, TrainingSettings
+from fraudops.config.base import StrictModel
+from fraudops.config.model import ModelSettings, SimulatorSettings, TrainingSettings
+from fraudops.config.pipeline import PipelineSettings
+from fraudops.config.scorer import ScorerSettings
 from fraudops.monitoring.config import DriftSettings, MonitoringSettings
-from fraudops.pipeline_config import PipelineSettings
-from fraudops.scorer_config import ScorerSettings
-from fraudops.strict import StrictModel
 
 CONFIG_FILE = Path("configs") / "fraudops.yaml"
 

@@ -1,7 +1,7 @@
 """Typed configuration of the model core: the simulator, the model families and training.
 
 These are the ``simulator:``, ``model:`` and ``training:`` sections of ``configs/fraudops.yaml``; the
-:class:`fraudops.settings.Settings` object holds one field for each. Like the rest of the settings,
+:class:`fraudops.config.settings.Settings` object holds one field for each. Like the rest of the settings,
 unknown keys are rejected so a typo fails loudly instead of silently training with a default.
 """
 
@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from fraudops.strict import StrictModel
+from fraudops.config.base import StrictModel
 
 # days until a transaction's label (fraud or not) is known: the simulator's label feed, the features'
 # delayed terminal windows, the training split's gap and the evaluation protocol all use this one value
@@ -109,7 +109,7 @@ class SplitSettings(StrictModel):
         if self.gap_days != LABEL_DELAY_DAYS:
             raise ValueError(
                 f"training.split.gap_days is {self.gap_days}, but the label delay is {LABEL_DELAY_DAYS} days "
-                "(fraudops.model_config.LABEL_DELAY_DAYS): the gap must equal it"
+                "(fraudops.config.model.LABEL_DELAY_DAYS): the gap must equal it"
             )
         return self
 
