@@ -31,13 +31,7 @@ def _timed(action: Callable[[], Any]) -> tuple[Any, float]:
 
 
 def ensure_history(ctx: Context) -> None:
-    with fraud_db.connect(ctx.dsn) as conn, conn.cursor() as cur:
-        fraud_db.create_tables(conn)
-        cur.execute(
-            "SELECT count(*), max(tx_datetime) FROM transactions_raw"
-            " WHERE tx_datetime > now() - interval '2 days'"
-        )
-        recent, newest = cur.fetchone()
+    recent, newest = fraud_db.recent_history(ctx.dsn, days=2)
     if recent >= 1000:
         click.echo(f"    the fraud database already holds recent history (newest transaction {newest})")
         return
@@ -146,25 +140,12 @@ class LiveSummary:
 
 
 def _live_summary(ctx: Context, since: Any) -> LiveSummary:
-    with fraud_db.connect(ctx.dsn) as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT model_version, count(*) FROM transactions_with_score WHERE scored_at >= %s GROUP BY 1",
-            (since,),
-        )
-        by_version = dict(cur.fetchall())
-        # event time is the producer's wall clock (naive UTC): scored minus sent is the end-to-end latency
-        cur.execute(
-            "SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM"
-            " scored_at - (tx_datetime AT TIME ZONE 'UTC')) * 1000)"
-            " FROM transactions_with_score WHERE scored_at >= %s",
-            (since,),
-        )
-        p50, p99 = cur.fetchone()[0] or (None, None)
-        cur.execute("SELECT decision, count(*) FROM fraud_alerts WHERE created_at >= %s GROUP BY 1", (since,))
-        alerts = dict(cur.fetchall())
-        cur.execute("SELECT count(*), min(available_at) FROM fraud_labels WHERE recorded_at >= %s", (since,))
-        labels, known_from = cur.fetchone()
-    return LiveSummary(by_version, p50, p99, alerts, labels, known_from)
+    by_version: dict[str, int] = {}
+    for (version, _), n in fraud_db.scored_since(ctx.dsn, since).items():
+        by_version[version] = by_version.get(version, 0) + n
+    p50, p99 = fraud_db.latency_percentiles_ms(ctx.dsn, since)
+    labels, known_from = fraud_db.labels_since(ctx.dsn, since)
+    return LiveSummary(by_version, p50, p99, fraud_db.alerts_since(ctx.dsn, since), labels, known_from)
 
 
 def format_summary(summary: LiveSummary) -> str:
@@ -193,9 +174,7 @@ def format_summary(summary: LiveSummary) -> str:
 
 
 def _now(ctx: Context) -> Any:
-    with fraud_db.connect(ctx.dsn) as conn, conn.cursor() as cur:
-        cur.execute("SELECT now()")
-        return cur.fetchone()[0]
+    return fraud_db.database_now(ctx.dsn)
 
 
 def _start_producer(ctx: Context, stack: Stack) -> subprocess.Popen:
@@ -223,16 +202,7 @@ def _start_producer(ctx: Context, stack: Stack) -> subprocess.Popen:
 
 
 def _scoring_summary(ctx: Context, since: Any) -> tuple[dict[tuple[str, str], int], int]:
-    with fraud_db.connect(ctx.dsn) as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT model_version, decision, count(*) FROM transactions_with_score WHERE scored_at >= %s"
-            " GROUP BY 1, 2 ORDER BY 1, 2",
-            (since,),
-        )
-        scored = {(v, d): n for v, d, n in cur.fetchall()}
-        cur.execute("SELECT count(*) FROM fraud_alerts WHERE created_at >= %s", (since,))
-        alerts = cur.fetchone()[0]
-    return scored, alerts
+    return fraud_db.scored_since(ctx.dsn, since), sum(fraud_db.alerts_since(ctx.dsn, since).values())
 
 
 def _watch_scoring(ctx: Context, since: Any, seconds: float) -> None:

@@ -356,3 +356,76 @@ def delete_transactions(target: Any, id_prefix: str, added_since: datetime | Non
         removed = cur.rowcount  # transactions_raw, the last one
         conn.commit()
     return removed
+
+
+# -- what the demo and the history loader report ----------------------------------------------------------
+def recent_history(target: Any, days: int = 2) -> tuple[int, datetime | None]:
+    """How many stored transactions are from the last ``days`` days, and the newest one's time."""
+    create_tables(target)
+    with connect(target) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT count(*), max(tx_datetime) FROM transactions_raw"
+            " WHERE tx_datetime > now() - make_interval(days => %s)",
+            (days,),
+        )
+        count, newest = cur.fetchone()
+    return int(count), newest
+
+
+def newest_simulated_day(target: Any, seed: int) -> str | None:
+    """The newest ``yyyymmdd`` in the ids of the stored transactions of the simulated world ``seed``
+    (simulated ids are ``<seed>-<yyyymmdd>-<n>``)."""
+    with connect(target) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT max(substring(transaction_id from '^[0-9]+-([0-9]{8})-')) FROM transactions_raw"
+            " WHERE transaction_id LIKE %s",
+            (f"{seed}-%",),
+        )
+        return cur.fetchone()[0]
+
+
+def database_now(target: Any) -> datetime:
+    """The database's clock (what the scorer's ``scored_at`` and the alerts' ``created_at`` use)."""
+    with connect(target) as conn, conn.cursor() as cur:
+        cur.execute("SELECT now()")
+        return cur.fetchone()[0]
+
+
+def scored_since(target: Any, since: datetime) -> dict[tuple[str, str], int]:
+    """Transactions scored from ``since`` on, per (model version, decision)."""
+    with connect(target) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT model_version, decision, count(*) FROM transactions_with_score WHERE scored_at >= %s"
+            " GROUP BY 1, 2 ORDER BY 1, 2",
+            (since,),
+        )
+        return {(v, d): int(n) for v, d, n in cur.fetchall()}
+
+
+def latency_percentiles_ms(target: Any, since: datetime) -> tuple[float | None, float | None]:
+    """End-to-end p50 and p99 (event time to stored score) of what was scored from ``since`` on. Event
+    time is the producer's wall clock (naive UTC)."""
+    with connect(target) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM"
+            " scored_at - (tx_datetime AT TIME ZONE 'UTC')) * 1000)"
+            " FROM transactions_with_score WHERE scored_at >= %s",
+            (since,),
+        )
+        p50, p99 = cur.fetchone()[0] or (None, None)
+    return p50, p99
+
+
+def alerts_since(target: Any, since: datetime) -> dict[str, int]:
+    """Alerts raised from ``since`` on, per decision."""
+    with connect(target) as conn, conn.cursor() as cur:
+        cur.execute("SELECT decision, count(*) FROM fraud_alerts WHERE created_at >= %s GROUP BY 1", (since,))
+        return {d: int(n) for d, n in cur.fetchall()}
+
+
+def labels_since(target: Any, since: datetime) -> tuple[int, datetime | None]:
+    """Labels recorded from ``since`` on, and the earliest time one of them is published."""
+    with connect(target) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*), min(available_at) FROM fraud_labels WHERE recorded_at >= %s", (since,))
+        count, known_from = cur.fetchone()
+    return int(count), known_from

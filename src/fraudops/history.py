@@ -53,13 +53,7 @@ def next_stream_start(world: SimulatorSettings, target: str) -> datetime:
     Simulated transaction ids are ``<seed>-<yyyymmdd>-<n>``: a live stream started there never repeats an id
     that the database already holds, so its transactions are scored and stored, not skipped as replays.
     """
-    with fraud_db.connect(target) as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT max(substring(transaction_id from '^[0-9]+-([0-9]{8})-')) FROM transactions_raw"
-            " WHERE transaction_id LIKE %s",
-            (f"{world.seed}-%",),
-        )
-        newest = cur.fetchone()[0]
+    newest = fraud_db.newest_simulated_day(target, world.seed)
     if newest is None:
         return datetime.combine(datetime.now(UTC).date(), datetime.min.time())
     return datetime.strptime(newest, "%Y%m%d") + timedelta(days=1)

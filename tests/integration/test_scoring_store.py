@@ -184,3 +184,18 @@ def test_a_batch_of_dead_letters_only_is_recorded(store) -> None:
             (store.checkpoint,),
         )
         assert cur.fetchone() == (5, 0, 5)
+
+
+def test_the_demo_reports_count_what_was_committed(store) -> None:
+    store, prefix = store
+    dsn = store.dsn
+    since = fraud_db.database_now(dsn)
+    version = f"it-{uuid.uuid4().hex[:6]}"
+    _commit(store, 1, _batch(prefix, 4, version, 0.95))
+    _commit(store, 2, _batch(prefix + "b", 3, version, 0.1))
+    scored = fraud_db.scored_since(dsn, since)
+    assert scored[(version, "BLOCK")] == 4 and scored[(version, "APPROVE")] == 3
+    assert fraud_db.alerts_since(dsn, since).get("BLOCK", 0) >= 4
+    p50, p99 = fraud_db.latency_percentiles_ms(dsn, since)
+    assert p50 is not None and p99 >= p50
+    assert fraud_db.scored_since(dsn, fraud_db.database_now(dsn)).get((version, "BLOCK")) is None

@@ -16,8 +16,8 @@ from fraudops.features import FEATURE_NAMES, build_features, feature_matrix
 from fraudops.model_families import Dataset, fit_xgboost
 from fraudops.schema import event_to_json
 from fraudops.scoring.batch import score_batch
+from fraudops.scoring.champion import LoadedModel, ModelInfo
 from fraudops.scoring.customers import CustomerWindows
-from fraudops.scoring.models import LoadedModel, ModelInfo
 from fraudops.scoring.parse import EventTimeWindow, kafka_records
 from fraudops.scoring.terminals import TerminalTable
 

@@ -293,7 +293,7 @@ def test_a_champion_trained_on_fewer_features_still_scores_and_evaluates(small_f
     from fraudops.features import BASELINE_FEATURES, feature_matrix
     from fraudops.model_families import Dataset, FitOptions, fit
     from fraudops.scoring.batch import score
-    from fraudops.scoring.models import LoadedModel, ModelInfo
+    from fraudops.scoring.champion import LoadedModel, ModelInfo
 
     train, valid = small_features.iloc[20_000:28_000], small_features.iloc[28_000:30_000]
 

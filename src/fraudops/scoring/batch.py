@@ -20,8 +20,8 @@ from fraudops.config.model import Thresholds
 from fraudops.decisions import decide
 from fraudops.features import FEATURE_NAMES, transaction_features
 from fraudops.schema import EVENT_COLUMNS, printable
+from fraudops.scoring.champion import LoadedModel
 from fraudops.scoring.customers import CustomerWindows
-from fraudops.scoring.models import LoadedModel
 from fraudops.scoring.parse import EventTimeWindow, validate_frame
 from fraudops.scoring.store import CONFLICT_REASON, split_batch_duplicates
 from fraudops.scoring.terminals import TerminalTable

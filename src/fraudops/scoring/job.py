@@ -98,8 +98,8 @@ def build_scorer(settings: Settings, options: ScorerOptions, metrics: Any | None
     """The champion watcher (started) and the foreachBatch body."""
     from fraudops import fraud_db
     from fraudops.registry import MlflowRegistry
+    from fraudops.scoring.champion import ChampionWatcher
     from fraudops.scoring.customers import CustomerWindows
-    from fraudops.scoring.models import ChampionWatcher
     from fraudops.scoring.parse import EventTimeWindow
     from fraudops.scoring.sinks import BatchScorer, KafkaOut
     from fraudops.scoring.store import PostgresStore

@@ -21,8 +21,8 @@ import pandas as pd
 from fraudops.config.model import Thresholds
 from fraudops.monitoring.metrics import ScorerMetrics
 from fraudops.scoring.batch import conflicts, dead_letters, prediction_messages, score_batch
+from fraudops.scoring.champion import ChampionWatcher
 from fraudops.scoring.customers import CustomerWindows
-from fraudops.scoring.models import ChampionWatcher
 from fraudops.scoring.parse import EventTimeWindow
 from fraudops.scoring.store import BatchStore
 from fraudops.scoring.terminals import TerminalTable

@@ -10,7 +10,7 @@ from fraudops.config.model import XGBoostParams
 from fraudops.features import feature_matrix
 from fraudops.model_families import Dataset, fit_xgboost
 from fraudops.registry import MlflowRegistry
-from fraudops.scoring.models import (
+from fraudops.scoring.champion import (
     ChampionWatcher,
     LoadedModel,
     ModelInfo,
