@@ -90,6 +90,17 @@ def test_no_secret_on_a_command_line() -> None:
         assert not any(s in " ".join(spec.argv) for s in SECRETS.values() if s), spec.name
 
 
+def test_the_postgres_exporter_gets_a_libpq_url_without_tls() -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    settings = load_settings()
+    services = monitoring_services(settings, SECRETS, StackLayout(Path("/x")))
+    env = {spec.name: spec.env for spec, _, _ in services}
+    url = urlsplit(env["postgres-exporter"]["DATA_SOURCE_NAME"])
+    assert url.scheme == "postgresql" and url.port == settings.stack.ports.postgres and " " not in url.path
+    assert parse_qs(url.query) == {"sslmode": ["disable"]}
+
+
 def test_the_webhook_url_is_read_from_a_private_file(tmp_path: Path) -> None:
     settings = load_settings()
     files = ConfigFiles(tmp_path / "monitoring")

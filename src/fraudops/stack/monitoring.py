@@ -81,7 +81,8 @@ def monitoring_services(
     files = config_files(layout)
     prometheus_url = f"http://{host}:{ports.prometheus}"
     alertmanager_url = f"http://{host}:{ports.alertmanager}"
-    postgres_dsn = superuser_dsn(settings, secrets) + " sslmode=disable"
+    # Debian's exporter (lib/pq) asks for TLS by default; the stack's Postgres listens on loopback without it
+    postgres_dsn = superuser_dsn(settings, secrets) + "?sslmode=disable"
     return [
         (
             ProcessSpec(
