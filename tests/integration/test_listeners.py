@@ -55,3 +55,26 @@ def test_every_listener_of_the_stack_is_on_the_configured_host(running_stack) ->
         if not _acceptable(address, host)
     )
     assert wrong == [], f"listeners off {host}: {wrong}"
+
+
+def _open_to_others(path, allowed: int) -> int:
+    """The permission bits of ``path`` that group and others have beyond ``allowed``."""
+    return path.stat().st_mode & 0o077 & ~allowed
+
+
+def test_state_logs_and_configuration_are_the_owners_alone(running_stack) -> None:
+    """Service data (MinIO objects, the Redis dump, Kafka logs, Prometheus), logs, pid files and generated
+    configuration (Redis's password, the webhook URL) are readable by their owner only; the folders above
+    them can only be passed through."""
+    layout = running_stack.stack.layout
+    findings = []
+    for folder in (layout.root, layout.data, layout.run):
+        if _open_to_others(folder, 0o011):
+            findings.append(f"{folder}: {folder.stat().st_mode & 0o777:o}")
+    entries = [layout.logs, *layout.data.iterdir(), *layout.run.iterdir(), *layout.logs.iterdir()]
+    for entry in entries:
+        if _open_to_others(entry, 0):
+            findings.append(f"{entry}: {entry.stat().st_mode & 0o777:o}")
+    assert findings == []
+    services = {p.name for p in layout.data.iterdir()}
+    assert {"minio", "redis", "kafka-1", "prometheus", "postgres"} <= services

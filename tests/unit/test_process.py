@@ -63,3 +63,19 @@ def test_output_goes_to_the_service_log(tmp_path) -> None:
         time.sleep(0.1)
     assert "hello from the service" in layout.log_of("echo").read_text()
     assert os.path.exists(layout.pid_of("echo"))
+
+
+def test_the_layout_keeps_state_logs_and_configuration_private(tmp_path) -> None:
+    layout = StackLayout(tmp_path / "stack")
+    layout.create()
+    (layout.data_of("minio")).mkdir()
+    (layout.run / "redis.conf").write_text("requirepass x")
+    (layout.log_of("minio")).write_text("")
+    os.chmod(layout.data_of("minio"), 0o755)
+    os.chmod(layout.run / "redis.conf", 0o644)
+    layout.restrict()
+    modes = {p: p.stat().st_mode & 0o777 for p in (layout.root, layout.data, layout.run, layout.logs)}
+    assert modes == {layout.root: 0o711, layout.data: 0o711, layout.run: 0o711, layout.logs: 0o700}
+    assert layout.data_of("minio").stat().st_mode & 0o777 == 0o700
+    assert (layout.run / "redis.conf").stat().st_mode & 0o777 == 0o600
+    assert layout.log_of("minio").stat().st_mode & 0o777 == 0o600

@@ -171,6 +171,8 @@ class Stack:
         if service.prepare and not process.running_pid(self.layout, service.name):
             service.prepare()
         pid, now = process.start(service.spec, self.layout)
+        # what the start created (its data folder, log, pid file, configuration) is the owner's alone
+        self.layout.restrict()
         self.log(f"{'started' if now else 'running'} {service.name} (pid {pid})")
 
     def _wait(self, service: ServiceDef) -> None:
