@@ -45,6 +45,16 @@ def component_url(
     return f"{driver}://{component}:{password}@{_postgres(settings)}/{database}"
 
 
+# the secret holding the password of the metrics exporter's role (postgres.monitor_role)
+MONITOR_DB_PASSWORD = "MONITOR_DB_PASSWORD"
+
+
+def monitor_dsn(settings: Settings, secrets: Mapping[str, str]) -> str:
+    """libpq URL of the ``postgres`` database for the metrics exporter's role (pg_monitor, nothing else)."""
+    password = quote(secrets[MONITOR_DB_PASSWORD], safe="")
+    return f"postgresql://{settings.postgres.monitor_role}:{password}@{_postgres(settings)}/postgres"
+
+
 # the secret holding the password of the console's role (console.db_role)
 CONSOLE_DB_PASSWORD = "CONSOLE_DB_PASSWORD"
 

@@ -25,6 +25,7 @@ SECRETS = {
     "FLOWER_PASSWORD": "flower-secret",
     "REDIS_PASSWORD": "redis-secret",
     "POSTGRES_PASSWORD": "pg-secret",
+    "MONITOR_DB_PASSWORD": "monitor-secret",
 }
 
 
@@ -99,6 +100,8 @@ def test_the_postgres_exporter_gets_a_libpq_url_without_tls() -> None:
     url = urlsplit(env["postgres-exporter"]["DATA_SOURCE_NAME"])
     assert url.scheme == "postgresql" and url.port == settings.stack.ports.postgres and " " not in url.path
     assert parse_qs(url.query) == {"sslmode": ["disable"]}
+    # the exporter's own pg_monitor role, never the superuser
+    assert url.username == settings.postgres.monitor_role and url.password == "monitor-secret"
 
 
 def test_the_webhook_url_is_read_from_a_private_file(tmp_path: Path) -> None:

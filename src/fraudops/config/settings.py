@@ -126,6 +126,8 @@ class StackSettings(StrictModel):
 
 class PostgresSettings(StrictModel):
     superuser: str = "postgres"
+    # the metrics exporter's login: Postgres's built-in pg_monitor role, no table of ours, no DDL
+    monitor_role: str = "fraudops_monitor"
     databases: dict[str, str] = Field(
         default_factory=lambda: {"airflow": "airflow", "mlflow": "mlflow", "fraud": "fraud"}
     )

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from fraudops.config.settings import Settings
-from fraudops.connections import superuser_dsn
+from fraudops.connections import monitor_dsn
 from fraudops.monitoring.prometheus import ConfigFiles, ScrapeJob, scrape_jobs, write_configs
 from fraudops.stack import health
 from fraudops.stack.airflow_env import FLOWER_USER
@@ -82,7 +82,7 @@ def monitoring_services(
     prometheus_url = f"http://{host}:{ports.prometheus}"
     alertmanager_url = f"http://{host}:{ports.alertmanager}"
     # Debian's exporter (lib/pq) asks for TLS by default; the stack's Postgres listens on loopback without it
-    postgres_dsn = superuser_dsn(settings, secrets) + "?sslmode=disable"
+    postgres_dsn = monitor_dsn(settings, secrets) + "?sslmode=disable"
     return [
         (
             ProcessSpec(

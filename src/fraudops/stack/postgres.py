@@ -100,7 +100,33 @@ def init_databases(settings: Settings, secrets: Mapping[str, str]) -> list[str]:
     finally:
         conn.close()
     init_console_role(settings, secrets)
+    init_monitor_role(settings, secrets)
     return done
+
+
+def init_monitor_role(settings: Settings, secrets: Mapping[str, str]) -> None:
+    """The metrics exporter's login role (``postgres.monitor_role``): a member of Postgres's built-in
+    ``pg_monitor`` (statistics views and functions), with no grant on any database of ours. Idempotent."""
+    import psycopg2
+    from psycopg2 import sql
+
+    from fraudops.connections import MONITOR_DB_PASSWORD
+
+    role = sql.Identifier(settings.postgres.monitor_role)
+    conn = psycopg2.connect(superuser_dsn(settings, secrets))
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (settings.postgres.monitor_role,))
+            verb = "ALTER" if cur.fetchone() else "CREATE"
+            cur.execute(
+                sql.SQL(verb + " ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}").format(
+                    role, sql.Literal(secrets[MONITOR_DB_PASSWORD])
+                )
+            )
+            cur.execute(sql.SQL("GRANT pg_monitor TO {}").format(role))
+    finally:
+        conn.close()
 
 
 def console_grants(role: str) -> list[str]:
