@@ -28,6 +28,10 @@ if TYPE_CHECKING:  # pragma: no cover
 class SignatureMismatch(ValueError):
     """A model whose input signature is not the feature list this code computes."""
 
+    def __init__(self, message: str, version: str = "") -> None:
+        super().__init__(message)
+        self.version = version
+
 
 class NoSuchVersion(LookupError):
     pass
@@ -138,7 +142,10 @@ class ModelRegistry(ABC):
     def load(self, version: str) -> FraudModel:
         """The version as its native booster, refused unless it takes this code's feature list."""
         model, inputs = self._load(str(version))
-        check_signature(inputs, f"{self.model_name} v{version}")
+        try:
+            check_signature(inputs, f"{self.model_name} v{version}")
+        except SignatureMismatch as exc:
+            raise SignatureMismatch(str(exc), str(version)) from None
         return model
 
 

@@ -84,3 +84,29 @@ def test_a_last_known_good_copy_of_other_features_is_refused(tmp_path, tiny_mode
     (target / "meta.json").write_text(json.dumps({**meta, "features": [*meta["features"][:-1], "retired"]}))
     with pytest.raises(SignatureMismatch, match="last-known-good copy"):
         load_last_known_good(tmp_path, "m")
+
+
+def test_a_champion_of_unknown_inputs_is_refused_counted_and_the_current_model_kept(
+    tmp_path, tiny_model
+) -> None:
+    from prometheus_client import generate_latest
+
+    from fraudops.config.settings import load_settings
+    from fraudops.monitoring.metrics import SCORER_REFUSED, ScorerMetrics
+    from memory_resources import MemoryRegistry
+
+    model, _ = tiny_model
+    registry = MemoryRegistry(load_settings())
+    good = registry.add(model)
+    registry.set_champion(good)
+    metrics = ScorerMetrics()
+    watcher = ChampionWatcher(registry, tmp_path, 3600, on_refused=metrics.record_refused)
+    watcher.current = watcher._fetch()
+    bad = registry.add(model, inputs=["tx_amount", "retired_feature"])
+    registry.set_champion(bad)
+    watcher.poll_once()
+    assert watcher.for_batch().info.version == good and watcher.swaps == 0
+    # the last-known-good copy on disk is still the good one
+    assert load_last_known_good(tmp_path, registry.model_name).info.version == good
+    exported = generate_latest(metrics.registry).decode()
+    assert f'{SCORER_REFUSED}_total{{reason="signature",version="{bad}"}} 1.0' in exported

@@ -38,6 +38,7 @@ SCORER_LATENCY = "fraudops_scorer_latency_seconds"
 SCORER_STAGE = "fraudops_scorer_batch_stage_seconds"
 SCORER_MODEL_VERSION = "fraudops_scorer_model_version"
 SCORER_LAG = "fraudops_scorer_consumer_lag_records"
+SCORER_REFUSED = "fraudops_scorer_champion_refused"
 PRODUCER_SENT = "fraudops_producer_sent"
 PRODUCER_ACKED = "fraudops_producer_acked"
 PRODUCER_FAILED = "fraudops_producer_failed"
@@ -106,6 +107,12 @@ class ScorerMetrics:
             ["topic", "partition"],
             registry=r,
         )
+        self.refused = Counter(
+            SCORER_REFUSED,
+            "new champions the scorer refused to load (it kept the model in use)",
+            ["version", "reason"],
+            registry=r,
+        )
         self.latency = BulkHistogram(
             SCORER_LATENCY, "end to end: Kafka record time to prediction sent", LATENCY_BUCKETS
         )
@@ -131,6 +138,9 @@ class ScorerMetrics:
             self.model_version.labels(model).set(float(version))
         except ValueError:  # a version that is not a number (a local model in a test) has no gauge value
             pass
+
+    def record_refused(self, version: str, reason: str) -> None:
+        self.refused.labels(version, reason).inc()
 
     def record_lag(self, lag: Mapping[tuple[str, int], int]) -> None:
         for (topic, partition), records in lag.items():
@@ -217,6 +227,7 @@ EXPORTED_METRICS = (
     SCORER_STAGE,
     SCORER_MODEL_VERSION,
     SCORER_LAG,
+    SCORER_REFUSED,
     PRODUCER_SENT,
     PRODUCER_ACKED,
     PRODUCER_FAILED,

@@ -15,11 +15,12 @@ import os
 import shutil
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fraudops.model_families import CatBoostModel, FraudModel, XGBoostModel
-from fraudops.registry import ModelRegistry, check_signature
+from fraudops.registry import ModelRegistry, SignatureMismatch, check_signature
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +109,11 @@ class ChampionWatcher:
         poll_interval_s: float,
         bootstrap_servers: str | None = None,
         updates_topic: str | None = None,
+        on_refused: Callable[[str, str], None] | None = None,
     ) -> None:
         self.registry = registry
+        # told (version, reason) when a new champion is refused: the scorer's metrics count it
+        self.on_refused = on_refused
         self.name, self.alias = registry.model_name, registry.champion_alias
         self.last_known_good = last_known_good
         self.poll_interval_s = poll_interval_s
@@ -195,10 +199,18 @@ class ChampionWatcher:
             self._wake.clear()
             if self._stop.is_set():
                 return
-            try:
-                self.check_now()
-            except Exception as exc:  # keep scoring with the current model
-                log.warning("champion check failed, keeping v%s: %s", self.current.info.version, exc)
+            self.poll_once()
+
+    def poll_once(self) -> None:
+        """One check of the alias that never raises: a failure keeps the model in use."""
+        try:
+            self.check_now()
+        except SignatureMismatch as exc:  # a champion this code cannot feed: keep the current one
+            log.error("champion refused, keeping v%s: %s", self.current.info.version, exc)
+            if self.on_refused is not None:
+                self.on_refused(exc.version, "signature")
+        except Exception as exc:  # keep scoring with the current model
+            log.warning("champion check failed, keeping v%s: %s", self.current.info.version, exc)
 
     def _listen(self) -> None:
         from confluent_kafka import Consumer

@@ -116,6 +116,7 @@ def build_scorer(settings: Settings, options: ScorerOptions, metrics: Any | None
         options.poll_interval_s,
         settings.kafka_bootstrap_servers,
         MODEL_UPDATES_TOPIC,
+        on_refused=metrics.record_refused if metrics is not None else None,
     )
     watcher.start()
     terminals = TerminalTable(
