@@ -18,15 +18,7 @@ import time
 import warnings
 from pathlib import Path
 
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from bench_machine import cpu_model
 
 
 def main() -> None:
@@ -74,7 +66,7 @@ def main() -> None:
         )
         elapsed = time.perf_counter() - started
     print()
-    print(f"Machine: {os.cpu_count()} CPUs ({_cpu_model()}), Python {platform.python_version()}")
+    print(f"Machine: {os.cpu_count()} CPUs ({cpu_model()}), Python {platform.python_version()}")
     print(
         f"{len(runs)} runs in {elapsed:.0f} s; load average at the end: "
         f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}"

@@ -19,15 +19,7 @@ import warnings
 from importlib import metadata
 from pathlib import Path
 
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from bench_machine import cpu_model
 
 
 def main() -> None:
@@ -122,7 +114,7 @@ def main() -> None:
         for name, dist in (("xgboost", "xgboost-cpu"), ("catboost", "catboost"), ("mlflow", "mlflow"))
     )
     print()
-    print(f"Machine: {os.cpu_count()} CPUs ({_cpu_model()}), Python {platform.python_version()}, {versions}")
+    print(f"Machine: {os.cpu_count()} CPUs ({cpu_model()}), Python {platform.python_version()}, {versions}")
     print(f"Load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print()
     print("| step | result |")

@@ -8,6 +8,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from fraudops.config.settings import Settings
@@ -31,18 +32,25 @@ def _marker_matches(marker: Path, expected: str) -> bool:
     return marker.is_file() and marker.read_text().strip() == expected
 
 
-def ensure_minio(settings: Settings, layout: StackLayout, log=print) -> Path:
-    binary = layout.bin / "minio"
-    marker = layout.bin / "minio.version"
-    version = settings.stack.versions.minio
+def _go_install(
+    module: str, version: str, layout: StackLayout, log: Callable[[str], object], why: str
+) -> Path:
+    """The binary of the Go module ``module`` at ``version``, built once into the stack's bin folder."""
+    name = module.rsplit("/", 1)[-1]
+    binary = layout.bin / name
+    marker = layout.bin / f"{name}.version"
     if binary.is_file() and _marker_matches(marker, version):
         return binary
-    go = _require("go", "install Go (https://go.dev/dl) to build the MinIO server")
-    log(f"building MinIO {version} from its Go module (a few minutes, once)")
+    go = _require("go", f"install Go (https://go.dev/dl) to build {name}")
+    log(f"building {name} {version} from its Go module ({why})")
     env = {**os.environ, "GOBIN": str(layout.bin), "CGO_ENABLED": "0"}
-    subprocess.run([go, "install", f"{MINIO_MODULE}@{version}"], env=env, check=True, cwd=layout.root)
+    subprocess.run([go, "install", f"{module}@{version}"], env=env, check=True, cwd=layout.root)
     marker.write_text(version + "\n")
     return binary
+
+
+def ensure_minio(settings: Settings, layout: StackLayout, log=print) -> Path:
+    return _go_install(MINIO_MODULE, settings.stack.versions.minio, layout, log, "a few minutes, once")
 
 
 STATSD_EXPORTER_MODULE = "github.com/prometheus/statsd_exporter"
@@ -51,19 +59,7 @@ STATSD_EXPORTER_MODULE = "github.com/prometheus/statsd_exporter"
 def ensure_statsd_exporter(settings: Settings, layout: StackLayout, log=print) -> Path:
     """statsd_exporter (Airflow's StatsD metrics for Prometheus), built from its Go module: Debian
     bookworm does not package it."""
-    binary = layout.bin / "statsd_exporter"
-    marker = layout.bin / "statsd_exporter.version"
-    version = settings.stack.versions.statsd_exporter
-    if binary.is_file() and _marker_matches(marker, version):
-        return binary
-    go = _require("go", "install Go (https://go.dev/dl) to build statsd_exporter")
-    log(f"building statsd_exporter {version} from its Go module (once)")
-    env = {**os.environ, "GOBIN": str(layout.bin), "CGO_ENABLED": "0"}
-    subprocess.run(
-        [go, "install", f"{STATSD_EXPORTER_MODULE}@{version}"], env=env, check=True, cwd=layout.root
-    )
-    marker.write_text(version + "\n")
-    return binary
+    return _go_install(STATSD_EXPORTER_MODULE, settings.stack.versions.statsd_exporter, layout, log, "once")
 
 
 def ensure_jars(settings: Settings, target: Path, pom: Path, log=print) -> Path:
