@@ -19,9 +19,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from fraudops.config.base import StrictModel
 from fraudops.config.model import ModelSettings, SimulatorSettings, TrainingSettings
+from fraudops.config.monitoring import DriftSettings, MonitoringSettings
 from fraudops.config.pipeline import PipelineSettings
 from fraudops.config.scorer import ScorerSettings
-from fraudops.monitoring.config import DriftSettings, MonitoringSettings
 
 CONFIG_FILE = Path("configs") / "fraudops.yaml"
 
