@@ -23,7 +23,7 @@ package; `fraudops pipeline run` executes the same steps without Airflow.
 
 | step | what it does | if it fails |
 | --- | --- | --- |
-| **extract** | transactions of the window ending at the cutoff, with only the fraud labels known at the cutoff, from the `fraud` database into a Parquet snapshot in MinIO (`fraud-lake/snapshots/<run>/`). With *snapshot_uri* it takes that snapshot instead. | nothing is trained |
+| **extract** | transactions of the window ending at the cutoff, with only the fraud labels known at the cutoff, from the `fraud` database into a Parquet snapshot in MinIO (`fraud-lake/snapshots/<run>/`). With *snapshot_uri* it takes that snapshot instead. *force* and *snapshot_uri* are for the roles of `pipeline.privileged_roles` (Op, Admin): anyone else's run with them fails here. | nothing is trained |
 | **validate** | the Great Expectations suite: schema, nulls, ranges, unique ids, fraud-rate bounds, freshness, minimum rows, label coverage. The Data Docs site is logged to MLflow (experiment `fraud-detector-data-validation`). | the run stops: nothing is trained, the champion is untouched |
 | **build_features** | point-in-time features (the same definitions the streaming scorer uses) into the lake | |
 | **train** | one mapped task per model family, in parallel on the Celery workers; each is an MLflow run registered as a version of `fraud-detector`. A retry or a re-run reuses the version it registered. | retried |
@@ -85,9 +85,18 @@ def fraud_retraining() -> None:
 
     @task
     def extract() -> str:
-        from fraudops import pipeline
+        from airflow.exceptions import AirflowFailException
 
-        ctx, _, params, run_key = ctx_and_run()
+        from fraudops import pipeline
+        from fraudops.run_access import RunNotAllowed, authorize_run
+
+        ctx, context, params, run_key = ctx_and_run()
+        try:
+            authorize_run(
+                ctx.settings, ctx.secrets, context["params"], context["dag_run"].triggering_user_name
+            )
+        except RunNotAllowed as exc:  # no retry can change who asked
+            raise AirflowFailException(str(exc)) from exc
         return pipeline.extract(ctx, params.cutoff, params.window_days, run_key, params.snapshot_uri)
 
     @task

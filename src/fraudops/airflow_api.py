@@ -31,6 +31,16 @@ class AirflowApi:
         response.raise_for_status()
         return response.json() if response.content else None
 
+    def fab_user(self, username: str) -> dict[str, Any]:
+        """A person of the FAB auth manager (its roles included)."""
+        from urllib.parse import quote
+
+        response = self.session.get(
+            f"{self.base}/auth/fab/v1/users/{quote(username, safe='')}", timeout=self.timeout
+        )
+        response.raise_for_status()
+        return dict(response.json())
+
     def get(self, path: str, **params: Any) -> Any:
         """GET ``/api/v2<path>``; raises on an error status."""
         return self._call("GET", path, params=params)

@@ -186,6 +186,47 @@ def test_a_corrupted_snapshot_stops_the_run_before_training(ctx, api) -> None:
     assert any("tx_fraud" in f for f in failures)
 
 
+def test_force_from_a_user_without_op_or_admin_fails_before_extracting(ctx, api, running_stack) -> None:
+    """A person with Airflow's User role may trigger the DAG, but not with force: the run fails in its
+    first task, the champion stays, and nothing is registered."""
+    import requests
+
+    from fraudops.stack.airflow_init import airflow_command
+    from fraudops.stack.services import venv_bin
+
+    settings = ctx.settings
+    airflow = airflow_command(settings, ctx.secrets, venv_bin("airflow"))
+    user, password = f"user-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    # fmt: off
+    airflow("users", "create", "--username", user, "--password", password, "--role", "User",
+            "--email", f"{user}@example.com", "--firstname", "Plain", "--lastname", "User")
+    # fmt: on
+    champion = _champion(ctx)
+    try:
+        token = requests.post(
+            f"{settings.airflow_url}/auth/token", json={"username": user, "password": password}, timeout=10
+        )
+        token.raise_for_status()
+        response = requests.post(
+            f"{settings.airflow_url}/api/v2/dags/{DAG_ID}/dagRuns",
+            headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+            json={"logical_date": None, "conf": {"force": True}},
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text  # the User role may trigger
+        run_id = response.json()["dag_run_id"]
+        assert api.wait(DAG_ID, run_id, timeout=600) == "failed"
+        states = _states(api, run_id)
+        assert states[("extract", -1)]["state"] == "failed"
+        assert states[("extract", -1)]["try_number"] == 1, "a refusal is not retried"
+        log = api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/extract/logs/1")
+        assert "force may only be set by a person with one of the roles Admin, Op" in str(log["content"])
+        assert _versions_of(ctx, run_id) == {}
+        assert _champion(ctx) == champion
+    finally:
+        airflow("users", "delete", "--username", user)
+
+
 def test_a_worker_killed_during_training_is_survived(ctx, api, running_stack) -> None:
     stack = running_stack.stack
     run_id = api.trigger(DAG_ID, {"families": ["catboost", "xgboost"]})

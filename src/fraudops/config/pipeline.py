@@ -65,3 +65,5 @@ class PipelineSettings(StrictModel):
     snapshot_prefix: str = "snapshots"
     validation: ValidationRules = ValidationRules()
     promotion: PromotionGates = PromotionGates()
+    # who may trigger a run with `force` or `snapshot_uri` (Airflow roles; fraudops.run_access)
+    privileged_roles: list[str] = Field(default_factory=lambda: ["Admin", "Op"], min_length=1)
