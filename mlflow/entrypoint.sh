@@ -21,8 +21,9 @@ secret() {
 }
 
 db_password="$(secret postgres.env MLFLOW_DB_PASSWORD)"
-AWS_ACCESS_KEY_ID="$(secret minio.env MINIO_ROOT_USER)"
-AWS_SECRET_ACCESS_KEY="$(secret minio.env MINIO_ROOT_PASSWORD)"
+# MLflow's own MinIO user (the artifact bucket only), not the root key
+AWS_ACCESS_KEY_ID="$(secret minio.env MINIO_MLFLOW_USER)"
+AWS_SECRET_ACCESS_KEY="$(secret minio.env MINIO_MLFLOW_SECRET_KEY)"
 MLFLOW_BACKEND_STORE_URI="postgresql+psycopg2://${MLFLOW_DB_USER:-mlflow}:${db_password}@${MLFLOW_DB_HOST:-postgres}:${MLFLOW_DB_PORT:-5432}/${MLFLOW_DB_NAME:-mlflow}"
 export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY MLFLOW_BACKEND_STORE_URI
 unset db_password

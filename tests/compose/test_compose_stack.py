@@ -256,7 +256,8 @@ def test_scorer_container_scores_a_stream_and_takes_a_promoted_version(compose_s
     assert checkpoints.startswith("s3a://")
     # the scorer holds the object store's keys, but not on its JVM's command line (any local user reads
     # those, the containers' included, in the host's /proc)
-    keys = [ctx.secrets["MINIO_ROOT_PASSWORD"], ctx.secrets["MINIO_ROOT_USER"]]
+    names = ("MINIO_ROOT_PASSWORD", "MINIO_SCORER_SECRET_KEY", "MINIO_MLFLOW_SECRET_KEY")
+    keys = [ctx.secrets[k] for k in names]
     exposed = [pid for pid, line in command_lines().items() if any(key in line for key in keys)]
     assert exposed == [], f"MinIO keys on the command line of pids {exposed}"
     STORY["before_restart"] = _snapshot(ctx)

@@ -31,7 +31,7 @@ def test_run_artifact_lands_in_minio(running_stack, tracking, tmp_path) -> None:
     assert run.info.artifact_uri.startswith("mlflow-artifacts:")
     key = f"{run.info.experiment_id}/{run.info.run_id}/artifacts/note.txt"
     body = (
-        s3_client(settings, running_stack.secrets)
+        s3_client(settings, running_stack.secrets, "mlflow")
         .get_object(Bucket=settings.minio.buckets.mlflow_artifacts, Key=key)["Body"]
         .read()
     )

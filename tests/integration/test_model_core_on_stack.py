@@ -114,7 +114,7 @@ def test_training_registers_a_version_with_artifacts_in_minio(running_stack) -> 
         assert run.data.params["data_snapshot"] == "s3://fraud-lake/it/snapshot.parquet"
 
         pages = (
-            s3_client(settings, running_stack.secrets)
+            s3_client(settings, running_stack.secrets, "mlflow")
             .get_paginator("list_objects_v2")
             .paginate(Bucket=settings.minio.buckets.mlflow_artifacts, Prefix=f"{run.info.experiment_id}/")
         )

@@ -43,14 +43,15 @@ def _prometheus(settings: Any, path: str, **params: str) -> Any:
     return body["data"]
 
 
-def _wait(what: str, check: Any, timeout: float) -> Any:
+def _wait(what: str, check: Any, timeout: float, describe: Any = None) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = check()
         if result:
             return result
         time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    detail = f" ({describe()})" if describe else ""
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{detail}")
 
 
 def test_every_listed_target_is_scraped_and_up(running_stack: Any) -> None:
@@ -62,11 +63,13 @@ def test_every_listed_target_is_scraped_and_up(running_stack: Any) -> None:
         targets = _prometheus(settings, "/api/v1/targets", state="active")["activeTargets"]
         return {t["labels"]["job"]: t["health"] for t in targets}
 
-    # a stack that just came up may not have scraped every target yet
+    # a stack that just came up may not have scraped every target yet, and a broker an earlier test
+    # killed and restarted takes a while to serve its JMX agent again
     states = _wait(
         "every required target up",
         lambda: (s := health()) and all(s.get(j) == "up" for j in required) and s,
-        timeout=60,
+        timeout=180,
+        describe=lambda: f"targets now: {health()}",
     )
     assert set(states) == {job.name for job in jobs}
     # each exporter reaches what it watches, not only itself
@@ -220,7 +223,12 @@ def test_a_killed_target_pages_the_webhook_and_its_return_resolves(
         stack.start([VICTIM])
     resolved = _wait(
         "the resolution",
-        lambda: [t for t in _texts(webhook_receiver) if "[RESOLVED" in t and "ServiceDown" in t],
+        # another alert (an earlier test's restarted broker) may resolve in the meantime: the victim's
+        lambda: [
+            t
+            for t in _texts(webhook_receiver)
+            if "[RESOLVED" in t and "ServiceDown" in t and f"{host}:{port}" in t
+        ],
         timeout=60,
     )
     assert f"{host}:{port}" in resolved[0]

@@ -666,8 +666,11 @@ def test_mlflow_server(services: dict[str, dict[str, Any]], settings: Settings) 
     assert env["MLFLOW_S3_ENDPOINT_URL"] == f"http://minio:{settings.stack.ports.minio_api}"
     assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
     entrypoint = (REPO / "mlflow" / "entrypoint.sh").read_text()
-    for key in ("MLFLOW_DB_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "POSTGRES_PASSWORD"):
-        assert (key in entrypoint) == (key != "POSTGRES_PASSWORD"), key
+    # its own MinIO user, never the root key or the Postgres superuser
+    for key in ("MLFLOW_DB_PASSWORD", "MINIO_MLFLOW_USER", "MINIO_MLFLOW_SECRET_KEY"):
+        assert key in entrypoint, key
+    for key in ("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "POSTGRES_PASSWORD"):
+        assert key not in entrypoint, key
 
 
 def test_no_package_shadowing_folders() -> None:

@@ -240,7 +240,7 @@ def _up_calls(monkeypatch, tmp_path: Path) -> list[tuple[str, str]]:
     import fraudops.stack.manager as manager
 
     calls: list[tuple[str, str]] = []
-    for name in ("initdb", "init_databases", "ensure_buckets"):
+    for name in ("initdb", "init_databases", "ensure_buckets", "ensure_users"):
         monkeypatch.setattr(manager, name, lambda *a, **k: None)
     monkeypatch.setattr(manager, "ensure_secrets", lambda *a: {})
     monkeypatch.setattr(manager, "ensure_console_users", lambda *a: [])

@@ -5,6 +5,7 @@ the alert webhook. Pure functions of the settings; the native stack writes their
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,20 +167,27 @@ def alertmanager_config(settings: Settings, files: ConfigFiles) -> dict[str, Any
     }
 
 
+def _replace(path: Path, text: str, mode: int = 0o600) -> None:
+    """Write ``path`` whole or not at all: a server starting beside a rewrite never reads half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.touch(mode=mode)
+    tmp.chmod(mode)
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def write_configs(settings: Settings, secrets: Any, files: ConfigFiles, flower_user: str) -> None:
-    """Write every generated file; the two that hold secrets are readable by their owner only."""
+    """Write every generated file, each atomically, readable by its owner only (two hold secrets)."""
     files.folder.mkdir(parents=True, exist_ok=True)
     template = settings.path(settings.monitoring.rules_file).read_text()
-    files.rules.write_text(render_rules(template, settings))
+    _replace(files.rules, render_rules(template, settings))
     for path, config in (
         (files.prometheus, prometheus_config(settings, files, flower_user)),
         (files.alertmanager, alertmanager_config(settings, files)),
     ):
-        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        _replace(path, yaml.safe_dump(config, sort_keys=False))
     for path, value in (
         (files.webhook_url, webhook_url(settings, secrets)),
         (files.flower_password, secrets.get("FLOWER_PASSWORD", "")),
     ):
-        path.touch(mode=0o600)
-        path.chmod(0o600)
-        path.write_text(value)
+        _replace(path, value)

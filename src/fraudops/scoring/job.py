@@ -210,9 +210,13 @@ def s3a_conf(settings: Settings) -> dict[str, str]:
 def set_s3a_keys(spark: Any, secrets: Mapping[str, str]) -> None:
     """The object store's keys on the running session's Hadoop configuration, which the checkpoint file
     system reads when the query starts (only the driver writes checkpoints)."""
+    from fraudops.storage import credentials
+
     hadoop = spark.sparkContext._jsc.hadoopConfiguration()
-    hadoop.set("fs.s3a.access.key", secrets["MINIO_ROOT_USER"])
-    hadoop.set("fs.s3a.secret.key", secrets["MINIO_ROOT_PASSWORD"])
+    # the scorer's own MinIO user: its checkpoint prefix only (fraudops.storage.component_policy)
+    access, secret = credentials(secrets, "scorer")
+    hadoop.set("fs.s3a.access.key", access)
+    hadoop.set("fs.s3a.secret.key", secret)
 
 
 def record_lag(query: Any, metrics: Any) -> None:

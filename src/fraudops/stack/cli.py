@@ -135,13 +135,15 @@ def init_db() -> None:
 
 @stack_group.command("init-buckets")
 def init_buckets() -> None:
-    """Create the MinIO buckets (idempotent)."""
+    """Create the MinIO buckets, and each component's user with its policy (idempotent)."""
     from fraudops.secrets import load_secrets
-    from fraudops.storage import ensure_buckets
+    from fraudops.storage import ensure_buckets, ensure_users
 
     settings = load_settings()
-    for bucket, state in ensure_buckets(settings, load_secrets(settings.env_dir)).items():
+    secrets = load_secrets(settings.env_dir)
+    for bucket, state in ensure_buckets(settings, secrets).items():
         click.echo(f"bucket {bucket}: {state}")
+    click.echo("users ready: " + ", ".join(ensure_users(settings, secrets)))
 
 
 @stack_group.command("airflow-env")

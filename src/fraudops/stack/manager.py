@@ -18,7 +18,7 @@ from fraudops.stack.layout import StackLayout
 from fraudops.stack.postgres import init_databases, initdb
 from fraudops.stack.services import ServiceDef, build_services, venv_bin
 from fraudops.stack.supervise import last_error_line, read_state
-from fraudops.storage import ensure_buckets
+from fraudops.storage import ensure_buckets, ensure_users
 from fraudops.topics import create_topics, load_topic_specs
 
 Log = Callable[[str], None]
@@ -98,6 +98,7 @@ class Stack:
         self._start(services["console"])
         self._wait(services["minio"])
         ensure_buckets(self.settings, secrets)
+        ensure_users(self.settings, secrets)
         self._start(services["mlflow"])
         self._wait(services["redis"])
         self._init_airflow(secrets)

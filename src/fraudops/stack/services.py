@@ -163,8 +163,9 @@ def mlflow_server_env(settings: Settings, secrets: Mapping[str, str]) -> dict[st
         "MLFLOW_BACKEND_STORE_URI": component_url(settings, secrets, "mlflow"),
         "MLFLOW_ARTIFACTS_DESTINATION": f"s3://{settings.minio.buckets.mlflow_artifacts}",
         "MLFLOW_S3_ENDPOINT_URL": settings.s3_endpoint_url,
-        "AWS_ACCESS_KEY_ID": secrets["MINIO_ROOT_USER"],
-        "AWS_SECRET_ACCESS_KEY": secrets["MINIO_ROOT_PASSWORD"],
+        # MLflow's own MinIO user: the artifact bucket only
+        "AWS_ACCESS_KEY_ID": secrets["MINIO_MLFLOW_USER"],
+        "AWS_SECRET_ACCESS_KEY": secrets["MINIO_MLFLOW_SECRET_KEY"],
         "AWS_DEFAULT_REGION": S3_REGION,
         # the job runner forks a process pool of ~2 GB that the platform does not use
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
