@@ -140,15 +140,16 @@ def load_reference(tracking_uri: str, model_name: str, alias: str) -> tuple[str,
     return str(version.version), profile
 
 
-def recent_scored(dsn: str, since: datetime) -> pd.DataFrame:
-    """The feature vectors and scores of the transactions scored since ``since``."""
+def recent_scored(dsn: str, since: datetime, model_name: str) -> pd.DataFrame:
+    """The feature vectors and scores of the transactions ``model_name`` (any version) scored since
+    ``since``: another model's traffic (a test's, a shadow's) says nothing about this one's reference."""
     from fraudops import fraud_db
 
     with fraud_db.connect(dsn) as conn, conn.cursor() as cur:
         cur.execute(
             "SELECT score, features FROM transactions_with_score "
-            "WHERE scored_at >= %s AND features IS NOT NULL",
-            (since,),
+            "WHERE scored_at >= %s AND model_name = %s AND features IS NOT NULL",
+            (since, model_name),
         )
         rows = cur.fetchall()
     if not rows:
@@ -225,7 +226,7 @@ def check_drift(
     name = settings.mlflow.model_name
     version, profile = load_reference(settings.mlflow_tracking_uri, name, settings.mlflow.champion_alias)
     since = (now or datetime.now(UTC)) - timedelta(hours=d.window_hours)
-    recent = recent_scored(dsn, since)
+    recent = recent_scored(dsn, since, name)
     report = drift_report(profile, recent, settings.monitoring.alerts.drift_psi, name, version)
     if report.rows < d.min_rows:
         log.info(

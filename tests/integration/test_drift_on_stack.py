@@ -132,7 +132,7 @@ def test_a_shifted_stream_triggers_retraining_and_shows_in_prometheus(
         # ... and so in Prometheus
         url = f"http://{settings.stack.host}:{settings.stack.ports.prometheus}/api/v1/query"
         promql = 'fraudops_drift_psi{job="platform", feature="tx_amount"}'
-        deadline, value = time.monotonic() + 40, None
+        deadline, value = time.monotonic() + 90, None
         while time.monotonic() < deadline:
             result = requests.get(url, params={"query": promql}, timeout=10).json()["data"]["result"]
             value = float(result[0]["value"][1]) if result else None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 
@@ -55,6 +57,10 @@ def exporter_command() -> None:
     from fraudops.monitoring.platform import stack_collector
     from fraudops.secrets import load_secrets
 
+    # a scrape asks MLflow: a slow or restarting server must cost seconds, not MLflow's default minutes of
+    # retries (Prometheus gives a scrape scrape_interval)
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
     settings = load_settings()
     registry = CollectorRegistry()
     registry.register(stack_collector(settings, load_secrets(settings.env_dir)))

@@ -60,7 +60,7 @@ def _db() -> Iterator[Any]:
 def _model(name: str, version: str) -> Any:
     import mlflow
 
-    from fraudops.model_families import load_model
+    from fraudops.registry import load_model
 
     uri = _context()["settings"].mlflow_tracking_uri
     mlflow.set_tracking_uri(uri)
