@@ -35,7 +35,9 @@ def component_policy(settings: Settings, component: Component) -> dict[str, Any]
     elif component == "pipeline":
         bucket, objects = buckets.lake, "*"
     elif component == "scorer":
-        bucket, objects = buckets.lake, CHECKPOINT_PREFIX + "*"
+        # "checkpoints*", not "checkpoints/*": S3A also probes the folder's own name ("checkpoints"), and a
+        # refused probe would be an error where a missing one is not
+        bucket, objects = buckets.lake, CHECKPOINT_PREFIX.rstrip("/") + "*"
     else:
         raise ValueError(f"no policy for {component!r}")
     return {

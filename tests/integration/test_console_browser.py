@@ -105,7 +105,7 @@ def _scored_rows(prefix: str, customer_id: int, model: Any, thresholds: Any) -> 
 def world(running_stack) -> Iterator[ConsoleWorld]:
     import mlflow
 
-    from fraudops.tracking import experiment_id, use_tracking_uri
+    from fraudops.tracking import example_frame, experiment_id, model_signature, use_tracking_uri
 
     settings, secrets_ = running_stack.settings, running_stack.secrets
     tag = uuid.uuid4().hex[:8]
@@ -115,7 +115,10 @@ def world(running_stack) -> Iterator[ConsoleWorld]:
     use_tracking_uri(tracking)
     model = train_tiny_model(seed=5, rounds=40)
     with mlflow.start_run(experiment_id=experiment_id("it-console")):
-        info = model.log_to_mlflow(name="model", signature=None, input_example=None)
+        # as training logs it: the console loads only a model whose signature it can check
+        example = example_frame(np.zeros((2, len(FEATURE_NAMES))))
+        signature = model_signature(example, model.predict(example.to_numpy()))
+        info = model.log_to_mlflow(name="model", signature=signature, input_example=None)
     version = str(mlflow.register_model(info.model_uri, model_name).version)
     customer_id = 900_000_000 + int(tag, 16) % 99_999_999
     events, scored = _scored_rows(prefix, customer_id, model, settings.model.thresholds)
@@ -244,7 +247,10 @@ def test_analyst_searches_labels_an_alert_and_the_label_is_in_postgres(world, br
     _settle(page)
     _expect_text(page, f"{world.model_name} v{world.model_version}")
     _expect_text(page, "Reason codes")
-    page.get_by_text("SHAP (log-odds)").first.wait_for(state="attached")
+    try:
+        page.get_by_text("SHAP (log-odds)").first.wait_for(state="attached")
+    except Exception:
+        raise AssertionError(f"no reason codes; the page says: {page.inner_text('body')[-1500:]}") from None
     assert page.get_by_text("Reason codes unavailable").count() == 0
     _shot(page, world, "search")
 

@@ -99,3 +99,13 @@ def test_an_error_answer_is_a_clear_error() -> None:
     body = {"status": "error", "errorType": "bad_data", "error": 'parse error at char 5: unexpected "("'}
     with pytest.raises(PrometheusError, match="bad_data: parse error"):
         series_frame(body, "x")
+
+
+def test_prometheus_is_found_where_the_settings_say(monkeypatch) -> None:
+    from fraudops.config.settings import load_settings
+    from fraudops.console.operations import prometheus_url
+
+    settings = load_settings()
+    assert prometheus_url(settings) == f"http://{settings.stack.host}:{settings.stack.ports.prometheus}"
+    monkeypatch.setenv("FRAUDOPS_STACK__HOSTS__PROMETHEUS", "prometheus")
+    assert prometheus_url(load_settings()) == f"http://prometheus:{settings.stack.ports.prometheus}"

@@ -73,6 +73,8 @@ class Hosts(StrictModel):
     airflow: str = ""
     # where Airflow sends its StatsD metrics (compose: the statsd-exporter container)
     statsd: str = ""
+    # what the console's operational panels ask
+    prometheus: str = ""
 
 
 class Versions(StrictModel):
