@@ -45,23 +45,31 @@ def component_url(
     return f"{driver}://{component}:{password}@{_postgres(settings)}/{database}"
 
 
-# the secret holding the password of the metrics exporter's role (postgres.monitor_role)
+def _role_url(settings: Settings, role: str, password: str, database: str) -> str:
+    return f"postgresql://{role}:{quote(password, safe='')}@{_postgres(settings)}/{database}"
+
+
+# the secrets holding the passwords of the roles beside the components' own: the metrics exporter's
+# (postgres.monitor_role), the console's (console.db_role), the streaming scorer's (postgres.scorer_role)
 MONITOR_DB_PASSWORD = "MONITOR_DB_PASSWORD"
+CONSOLE_DB_PASSWORD = "CONSOLE_DB_PASSWORD"
+SCORER_DB_PASSWORD = "SCORER_DB_PASSWORD"
 
 
 def monitor_dsn(settings: Settings, secrets: Mapping[str, str]) -> str:
     """libpq URL of the ``postgres`` database for the metrics exporter's role (pg_monitor, nothing else)."""
-    password = quote(secrets[MONITOR_DB_PASSWORD], safe="")
-    return f"postgresql://{settings.postgres.monitor_role}:{password}@{_postgres(settings)}/postgres"
-
-
-# the secret holding the password of the console's role (console.db_role)
-CONSOLE_DB_PASSWORD = "CONSOLE_DB_PASSWORD"
+    return _role_url(settings, settings.postgres.monitor_role, secrets[MONITOR_DB_PASSWORD], "postgres")
 
 
 def console_dsn(settings: Settings, secrets: Mapping[str, str]) -> str:
-    """libpq DSN of the ``fraud`` database for the analyst console's own role (reads what it shows, writes
+    """libpq URL of the ``fraud`` database for the analyst console's own role (reads what it shows, writes
     analyst labels: :func:`fraudops.stack.postgres.init_console_role`)."""
-    password = quote(secrets[CONSOLE_DB_PASSWORD], safe="")
     database = settings.postgres.databases["fraud"]
-    return f"postgresql://{settings.console.db_role}:{password}@{_postgres(settings)}/{database}"
+    return _role_url(settings, settings.console.db_role, secrets[CONSOLE_DB_PASSWORD], database)
+
+
+def scorer_dsn(settings: Settings, secrets: Mapping[str, str]) -> str:
+    """libpq URL of the ``fraud`` database for the streaming scorer's own role (reads history, appends
+    scores and alerts: :func:`fraudops.stack.postgres.init_scorer_role`)."""
+    database = settings.postgres.databases["fraud"]
+    return _role_url(settings, settings.postgres.scorer_role, secrets[SCORER_DB_PASSWORD], database)

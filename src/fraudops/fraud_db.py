@@ -171,6 +171,20 @@ def create_tables(target: Any, tables: Iterable[str] | None = None) -> list[str]
     return names
 
 
+def require_tables(target: Any, tables: Iterable[str]) -> None:
+    """Fail clearly unless every table of ``tables`` exists (for a role that may not create them)."""
+    wanted = list(tables)
+    with connect(target) as conn, conn.cursor() as cur:
+        cur.execute("SELECT t FROM unnest(%s::text[]) AS t WHERE to_regclass(t) IS NULL", (wanted,))
+        missing = [row[0] for row in cur.fetchall()]
+        conn.rollback()
+    if missing:
+        raise RuntimeError(
+            f"the fraud database lacks {', '.join(missing)}: run `make up` or `fraudops stack init-db` "
+            "(the init step creates the tables; this role may not)"
+        )
+
+
 def copy_upsert(
     conn: Any, table: str, frame: pd.DataFrame, key: str = "transaction_id", commit: bool = True
 ) -> int:

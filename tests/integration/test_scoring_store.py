@@ -199,3 +199,38 @@ def test_the_demo_reports_count_what_was_committed(store) -> None:
     p50, p99 = fraud_db.latency_percentiles_ms(dsn, since)
     assert p50 is not None and p99 >= p50
     assert fraud_db.scored_since(dsn, fraud_db.database_now(dsn)).get((version, "BLOCK")) is None
+
+
+def test_the_scorer_role_appends_but_cannot_drop_alter_or_delete(running_stack) -> None:
+    from psycopg2 import errors
+
+    from fraudops.connections import scorer_dsn
+
+    dsn = scorer_dsn(running_stack.settings, running_stack.secrets)
+    prefix = f"it-role-{uuid.uuid4().hex[:8]}-"
+    store = PostgresStore(dsn, checkpoint=f"/checkpoints/{prefix}")
+    try:
+        committed = _commit(store, 1, _batch(prefix, 3, "1", 0.95))
+        assert committed is not None
+        assert len(_rows(store, "fraud_alerts", prefix)) == 3
+        _commit(store, 1, _batch(prefix, 3, "1", 0.95))  # a replay: the batch log's attempt counter
+        for statement in (
+            "DROP TABLE fraud_alerts",
+            "ALTER TABLE transactions_with_score ADD COLUMN evil text",
+            "TRUNCATE fraud_labels",
+            f"DELETE FROM transactions_with_score WHERE transaction_id LIKE '{prefix}%'",
+            "UPDATE transactions_with_score SET score = 0",
+            "CREATE TABLE scorer_may_not (i int)",
+            "SELECT count(*) FROM model_metadata",
+        ):
+            with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+                with pytest.raises(errors.InsufficientPrivilege):
+                    cur.execute(statement)
+            conn.close()
+    finally:
+        store.close()
+        owner = fraud_db.fraud_dsn(running_stack.settings, running_stack.secrets)
+        fraud_db.delete_transactions(owner, prefix)
+        with psycopg2.connect(owner) as conn, conn.cursor() as cur:
+            cur.execute("DELETE FROM scorer_batches WHERE checkpoint = %s", (store.checkpoint,))
+        conn.close()

@@ -206,15 +206,15 @@ def score_command(  # type: ignore[no-untyped-def]
         return
     from dataclasses import replace
 
-    from fraudops.fraud_db import fraud_dsn
+    from fraudops.connections import scorer_dsn
     from fraudops.scoring.job import ScorerFailed, ScorerOptions, checkpoint_location, run
     from fraudops.secrets import load_secrets
 
     if overrides["checkpoint_location"]:
         overrides["checkpoint_location"] = checkpoint_location(Path.cwd(), overrides["checkpoint_location"])
-    # read once: the database's role and, with s3a:// checkpoints, the object store's keys
+    # read once: the scorer's database role and, with s3a:// checkpoints, its object store keys
     secrets = load_secrets(settings.env_dir)
-    options = ScorerOptions.from_settings(settings, fraud_dsn(settings, secrets), **overrides)
+    options = ScorerOptions.from_settings(settings, scorer_dsn(settings, secrets), **overrides)
     if no_ui:
         options = replace(options, ui_port=None, metrics_port=None)
     try:

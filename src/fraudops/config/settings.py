@@ -130,6 +130,8 @@ class PostgresSettings(StrictModel):
     superuser: str = "postgres"
     # the metrics exporter's login: Postgres's built-in pg_monitor role, no table of ours, no DDL
     monitor_role: str = "fraudops_monitor"
+    # the streaming scorer's login: reads history and labels, appends scores, alerts and its batches; no DDL
+    scorer_role: str = "fraud_scorer"
     databases: dict[str, str] = Field(
         default_factory=lambda: {"airflow": "airflow", "mlflow": "mlflow", "fraud": "fraud"}
     )

@@ -106,7 +106,8 @@ def build_scorer(settings: Settings, options: ScorerOptions, metrics: Any | None
     from fraudops.scoring.terminals import TerminalTable
     from fraudops.signals import MODEL_UPDATES_TOPIC
 
-    fraud_db.create_tables(
+    # its role creates nothing: the init step (`make up`, compose's postgres-init) made the tables
+    fraud_db.require_tables(
         options.dsn,
         ["transactions_raw", "fraud_labels", "transactions_with_score", "fraud_alerts", "scorer_batches"],
     )

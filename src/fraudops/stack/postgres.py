@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from fraudops.config.settings import Settings
 from fraudops.connections import ROLE_PASSWORDS, superuser_dsn
@@ -100,33 +101,63 @@ def init_databases(settings: Settings, secrets: Mapping[str, str]) -> list[str]:
     finally:
         conn.close()
     init_console_role(settings, secrets)
+    init_scorer_role(settings, secrets)
     init_monitor_role(settings, secrets)
     return done
+
+
+def _login_role(
+    settings: Settings, secrets: Mapping[str, str], role: str, password: str, *grants: Any
+) -> None:
+    """Create or update the login ``role`` (no superuser, no CREATEDB, no CREATEROLE) with ``password``,
+    then run ``grants`` (psycopg2 ``sql`` statements) as the superuser. Idempotent."""
+    import psycopg2
+    from psycopg2 import sql
+
+    conn = psycopg2.connect(superuser_dsn(settings, secrets))
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
+            verb = "ALTER" if cur.fetchone() else "CREATE"
+            cur.execute(
+                sql.SQL(verb + " ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}").format(
+                    sql.Identifier(role), sql.Literal(password)
+                )
+            )
+            for grant in grants:
+                cur.execute(grant)
+    finally:
+        conn.close()
+
+
+def _grant_on_fraud_tables(settings: Settings, secrets: Mapping[str, str], grants: list[str]) -> None:
+    """Run ``grants`` as the owner of the fraud tables (the ``fraud`` role), which creates them first."""
+    from fraudops import fraud_db
+    from fraudops.connections import component_url
+
+    owner_dsn = component_url(settings, secrets, "fraud", driver="postgresql")
+    fraud_db.create_tables(owner_dsn)
+    with fraud_db.connect(owner_dsn) as owner, owner.cursor() as cur:
+        for grant in grants:
+            cur.execute(grant)
+        owner.commit()
+
+
+def _quoted(role: str) -> str:
+    return '"' + role.replace('"', '""') + '"'
 
 
 def init_monitor_role(settings: Settings, secrets: Mapping[str, str]) -> None:
     """The metrics exporter's login role (``postgres.monitor_role``): a member of Postgres's built-in
     ``pg_monitor`` (statistics views and functions), with no grant on any database of ours. Idempotent."""
-    import psycopg2
     from psycopg2 import sql
 
     from fraudops.connections import MONITOR_DB_PASSWORD
 
-    role = sql.Identifier(settings.postgres.monitor_role)
-    conn = psycopg2.connect(superuser_dsn(settings, secrets))
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (settings.postgres.monitor_role,))
-            verb = "ALTER" if cur.fetchone() else "CREATE"
-            cur.execute(
-                sql.SQL(verb + " ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}").format(
-                    role, sql.Literal(secrets[MONITOR_DB_PASSWORD])
-                )
-            )
-            cur.execute(sql.SQL("GRANT pg_monitor TO {}").format(role))
-    finally:
-        conn.close()
+    role = settings.postgres.monitor_role
+    grant = sql.SQL("GRANT pg_monitor TO {}").format(sql.Identifier(role))
+    _login_role(settings, secrets, role, secrets[MONITOR_DB_PASSWORD], grant)
 
 
 def console_grants(role: str) -> list[str]:
@@ -134,7 +165,7 @@ def console_grants(role: str) -> list[str]:
     labels, set an alert's status. Nothing else (no transactions_raw, no DDL, no DELETE)."""
     from fraudops.console.queries import READ_TABLES
 
-    quoted = '"' + role.replace('"', '""') + '"'
+    quoted = _quoted(role)
     return [
         *(f"GRANT SELECT ON {table} TO {quoted}" for table in READ_TABLES),
         f"GRANT INSERT, UPDATE ON fraud_labels TO {quoted}",
@@ -145,35 +176,46 @@ def console_grants(role: str) -> list[str]:
 def init_console_role(settings: Settings, secrets: Mapping[str, str]) -> None:
     """The console's login role (``console.db_role``) with :func:`console_grants` on the fraud tables; the
     tables are created first by their owner, the ``fraud`` role. Idempotent."""
-    import psycopg2
     from psycopg2 import sql
 
-    from fraudops import fraud_db
-    from fraudops.connections import CONSOLE_DB_PASSWORD, component_url
+    from fraudops.connections import CONSOLE_DB_PASSWORD
 
     role = settings.console.db_role
     database = settings.postgres.databases["fraud"]
-    conn = psycopg2.connect(superuser_dsn(settings, secrets))
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
-            verb = "ALTER" if cur.fetchone() else "CREATE"
-            cur.execute(
-                sql.SQL(verb + " ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}").format(
-                    sql.Identifier(role), sql.Literal(secrets[CONSOLE_DB_PASSWORD])
-                )
-            )
-            cur.execute(
-                sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
-                    sql.Identifier(database), sql.Identifier(role)
-                )
-            )
-    finally:
-        conn.close()
-    owner_dsn = component_url(settings, secrets, "fraud", driver="postgresql")
-    fraud_db.create_tables(owner_dsn)
-    with fraud_db.connect(owner_dsn) as owner, owner.cursor() as cur:
-        for grant in console_grants(role):
-            cur.execute(grant)
-        owner.commit()
+    connect = sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+        sql.Identifier(database), sql.Identifier(role)
+    )
+    _login_role(settings, secrets, role, secrets[CONSOLE_DB_PASSWORD], connect)
+    _grant_on_fraud_tables(settings, secrets, console_grants(role))
+
+
+# what the streaming scorer reads (history for its windows, the labels of its terminal risk) and appends
+SCORER_READS = ("fraud_labels",)
+SCORER_APPENDS = ("transactions_raw", "transactions_with_score", "fraud_alerts")
+
+
+def scorer_grants(role: str) -> list[str]:
+    """What the scorer's role may do in the ``fraud`` database: read history and labels, append scored
+    transactions and alerts, record its micro-batches. No DDL, no DELETE, no TRUNCATE, no other table."""
+    quoted = _quoted(role)
+    return [
+        *(f"GRANT SELECT ON {table} TO {quoted}" for table in SCORER_READS),
+        *(f"GRANT SELECT, INSERT ON {table} TO {quoted}" for table in SCORER_APPENDS),
+        f"GRANT USAGE ON SEQUENCE fraud_alerts_alert_id_seq TO {quoted}",
+        # its one upsert: a replayed micro-batch counts an attempt
+        f"GRANT SELECT, INSERT, UPDATE ON scorer_batches TO {quoted}",
+    ]
+
+
+def init_scorer_role(settings: Settings, secrets: Mapping[str, str]) -> None:
+    """The streaming scorer's login role (``postgres.scorer_role``) with :func:`scorer_grants`; TEMPORARY
+    for the staging table its micro-batch copies into. Idempotent."""
+    from psycopg2 import sql
+
+    from fraudops.connections import SCORER_DB_PASSWORD
+
+    role = settings.postgres.scorer_role
+    database = sql.Identifier(settings.postgres.databases["fraud"])
+    connect = sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(database, sql.Identifier(role))
+    _login_role(settings, secrets, role, secrets[SCORER_DB_PASSWORD], connect)
+    _grant_on_fraud_tables(settings, secrets, scorer_grants(role))
