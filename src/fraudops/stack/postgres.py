@@ -84,14 +84,7 @@ def init_databases(settings: Settings, secrets: Mapping[str, str]) -> list[str]:
         with conn.cursor() as cur:
             for component, database in settings.postgres.databases.items():
                 role = sql.Identifier(component)
-                password = secrets[ROLE_PASSWORDS[component]]
-                cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (component,))
-                verb = "ALTER" if cur.fetchone() else "CREATE"
-                cur.execute(
-                    sql.SQL(verb + " ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}").format(
-                        role, sql.Literal(password)
-                    )
-                )
+                _upsert_login_role(cur, component, secrets[ROLE_PASSWORDS[component]])
                 cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
                 if not cur.fetchone():
                     cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(database), role))
@@ -106,25 +99,31 @@ def init_databases(settings: Settings, secrets: Mapping[str, str]) -> list[str]:
     return done
 
 
+def _upsert_login_role(cur: Any, role: str, password: str) -> None:
+    """Create the login ``role`` or set its password (no superuser, no CREATEDB, no CREATEROLE)."""
+    from psycopg2 import sql
+
+    cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
+    verb = "ALTER" if cur.fetchone() else "CREATE"
+    cur.execute(
+        sql.SQL(verb + " ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}").format(
+            sql.Identifier(role), sql.Literal(password)
+        )
+    )
+
+
 def _login_role(
     settings: Settings, secrets: Mapping[str, str], role: str, password: str, *grants: Any
 ) -> None:
     """Create or update the login ``role`` (no superuser, no CREATEDB, no CREATEROLE) with ``password``,
     then run ``grants`` (psycopg2 ``sql`` statements) as the superuser. Idempotent."""
     import psycopg2
-    from psycopg2 import sql
 
     conn = psycopg2.connect(superuser_dsn(settings, secrets))
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
-            verb = "ALTER" if cur.fetchone() else "CREATE"
-            cur.execute(
-                sql.SQL(verb + " ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}").format(
-                    sql.Identifier(role), sql.Literal(password)
-                )
-            )
+            _upsert_login_role(cur, role, password)
             for grant in grants:
                 cur.execute(grant)
     finally:
