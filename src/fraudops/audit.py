@@ -54,7 +54,7 @@ _UPSERT = (
 
 
 class PostgresAudit:
-    """``model_metadata`` in the fraud database, written as the fraud role."""
+    """``model_metadata`` in the fraud database, written as the retraining pipeline's role."""
 
     def __init__(self, settings: Settings, secrets: Mapping[str, str]) -> None:
         self.settings, self.secrets = settings, secrets
@@ -62,9 +62,10 @@ class PostgresAudit:
 
     def record(self, rows: Sequence[AuditRow]) -> None:
         from fraudops import fraud_db
+        from fraudops.connections import pipeline_dsn
 
-        dsn = fraud_db.fraud_dsn(self.settings, self.secrets)
-        fraud_db.create_tables(dsn, ["model_metadata"])
+        dsn = pipeline_dsn(self.settings, self.secrets)
+        fraud_db.require_tables(dsn, ["model_metadata"])
         with fraud_db.connect(dsn) as conn, conn.cursor() as cur:
             for row in rows:
                 values = asdict(row)

@@ -3,7 +3,7 @@ native stack, the compose init step, the pipeline, the scorer and the producer a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from urllib.parse import quote
 
 from fraudops.config.settings import Settings
@@ -49,27 +49,60 @@ def _role_url(settings: Settings, role: str, password: str, database: str) -> st
     return f"postgresql://{role}:{quote(password, safe='')}@{_postgres(settings)}/{database}"
 
 
-# the secrets holding the passwords of the roles beside the components' own: the metrics exporter's
-# (postgres.monitor_role), the console's (console.db_role), the streaming scorer's (postgres.scorer_role)
+# the secrets holding the passwords of the roles beside the components' own (FRAUD_ROLES below)
 MONITOR_DB_PASSWORD = "MONITOR_DB_PASSWORD"
 CONSOLE_DB_PASSWORD = "CONSOLE_DB_PASSWORD"
 SCORER_DB_PASSWORD = "SCORER_DB_PASSWORD"
+PIPELINE_DB_PASSWORD = "PIPELINE_DB_PASSWORD"
+PRODUCER_DB_PASSWORD = "PRODUCER_DB_PASSWORD"
+
+# who logs in to the fraud database beside its owner (the ``fraud`` role, which only the init step uses):
+# who -> (the setting naming its role, the secret holding its password). What each may do there is
+# :data:`fraudops.stack.postgres.FRAUD_GRANTS`.
+FRAUD_ROLES: dict[str, tuple[Callable[[Settings], str], str]] = {
+    "console": (lambda s: s.console.db_role, CONSOLE_DB_PASSWORD),
+    "scorer": (lambda s: s.postgres.scorer_role, SCORER_DB_PASSWORD),
+    "pipeline": (lambda s: s.postgres.pipeline_role, PIPELINE_DB_PASSWORD),
+    "producer": (lambda s: s.postgres.producer_role, PRODUCER_DB_PASSWORD),
+    # the metrics exporters' role: pg_monitor in the postgres database, and the platform exporter's one read
+    "monitor": (lambda s: s.postgres.monitor_role, MONITOR_DB_PASSWORD),
+}
+
+
+def fraud_role(settings: Settings, who: str) -> str:
+    """The name of ``who``'s login role in the fraud database (a key of :data:`FRAUD_ROLES`)."""
+    return FRAUD_ROLES[who][0](settings)
+
+
+def fraud_role_dsn(settings: Settings, secrets: Mapping[str, str], who: str) -> str:
+    """libpq URL of the ``fraud`` database for ``who``'s own login role (a key of :data:`FRAUD_ROLES`)."""
+    role_of, password = FRAUD_ROLES[who]
+    database = settings.postgres.databases["fraud"]
+    return _role_url(settings, role_of(settings), secrets[password], database)
 
 
 def monitor_dsn(settings: Settings, secrets: Mapping[str, str]) -> str:
-    """libpq URL of the ``postgres`` database for the metrics exporter's role (pg_monitor, nothing else)."""
+    """libpq URL of the ``postgres`` database for the metrics exporters' role (pg_monitor)."""
     return _role_url(settings, settings.postgres.monitor_role, secrets[MONITOR_DB_PASSWORD], "postgres")
 
 
 def console_dsn(settings: Settings, secrets: Mapping[str, str]) -> str:
-    """libpq URL of the ``fraud`` database for the analyst console's own role (reads what it shows, writes
-    analyst labels: :func:`fraudops.stack.postgres.init_console_role`)."""
-    database = settings.postgres.databases["fraud"]
-    return _role_url(settings, settings.console.db_role, secrets[CONSOLE_DB_PASSWORD], database)
+    """The analyst console's role: reads what it shows, writes analyst labels."""
+    return fraud_role_dsn(settings, secrets, "console")
 
 
 def scorer_dsn(settings: Settings, secrets: Mapping[str, str]) -> str:
-    """libpq URL of the ``fraud`` database for the streaming scorer's own role (reads history, appends
-    scores and alerts: :func:`fraudops.stack.postgres.init_scorer_role`)."""
-    database = settings.postgres.databases["fraud"]
-    return _role_url(settings, settings.postgres.scorer_role, secrets[SCORER_DB_PASSWORD], database)
+    """The streaming scorer's role: reads history, appends scores and alerts."""
+    return fraud_role_dsn(settings, secrets, "scorer")
+
+
+def pipeline_dsn(settings: Settings, secrets: Mapping[str, str]) -> str:
+    """The retraining pipeline's role (its steps, the DAG's tasks, promote / rollback, the drift check):
+    reads transactions and labels, writes the audit log and drift reports."""
+    return fraud_role_dsn(settings, secrets, "pipeline")
+
+
+def producer_dsn(settings: Settings, secrets: Mapping[str, str]) -> str:
+    """The producer's role (the stream's label feed, the history loader of bootstrap, simulate and the
+    demo): appends transactions and labels."""
+    return fraud_role_dsn(settings, secrets, "producer")

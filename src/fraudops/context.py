@@ -66,10 +66,19 @@ class Context:
 
     @property
     def dsn(self) -> str:
-        """The fraud database, logged in as its own role."""
-        from fraudops.connections import component_url
+        """The fraud database, logged in as the retraining pipeline's role (reads transactions and labels,
+        writes the audit log; :func:`fraudops.stack.postgres.fraud_grants`)."""
+        from fraudops.connections import pipeline_dsn
 
-        return component_url(self.settings, self.secrets, "fraud", driver="postgresql")
+        return pipeline_dsn(self.settings, self.secrets)
+
+    @property
+    def producer_dsn(self) -> str:
+        """The fraud database, logged in as the producer's role (appends transactions and labels): what
+        loads history."""
+        from fraudops.connections import producer_dsn
+
+        return producer_dsn(self.settings, self.secrets)
 
     @property
     def model_name(self) -> str:

@@ -31,13 +31,13 @@ def _timed(action: Callable[[], Any]) -> tuple[Any, float]:
 
 
 def ensure_history(ctx: Context) -> None:
-    recent, newest = fraud_db.recent_history(ctx.dsn, days=2)
+    recent, newest = fraud_db.recent_history(ctx.producer_dsn, days=2)
     if recent >= 1000:
         click.echo(f"    the fraud database already holds recent history (newest transaction {newest})")
         return
     world = world_ending_today(ctx.settings.simulator, ctx.settings.simulator.n_days)
     click.echo(f"    simulating {world.n_days} days for {world.n_customers:,} customers up to today")
-    (added, _), took = _timed(lambda: load_simulated_history(world, ctx.dsn, progress=True))
+    (added, _), took = _timed(lambda: load_simulated_history(world, ctx.producer_dsn, progress=True))
     click.echo(f"    loaded {added:,} transactions with their delayed labels in {took:.0f} s")
 
 
@@ -139,13 +139,22 @@ class LiveSummary:
     labels_known_from: Any
 
 
+def _reader(ctx: Context) -> str:
+    """What the demo reports is read as the analyst console's role: scores, alerts and labels, as an
+    analyst sees them (the demo writes nothing there)."""
+    from fraudops.connections import console_dsn
+
+    return console_dsn(ctx.settings, ctx.secrets)
+
+
 def _live_summary(ctx: Context, since: Any) -> LiveSummary:
+    dsn = _reader(ctx)
     by_version: dict[str, int] = {}
-    for (version, _), n in fraud_db.scored_since(ctx.dsn, since).items():
+    for (version, _), n in fraud_db.scored_since(dsn, since).items():
         by_version[version] = by_version.get(version, 0) + n
-    p50, p99 = fraud_db.latency_percentiles_ms(ctx.dsn, since)
-    labels, known_from = fraud_db.labels_since(ctx.dsn, since)
-    return LiveSummary(by_version, p50, p99, fraud_db.alerts_since(ctx.dsn, since), labels, known_from)
+    p50, p99 = fraud_db.latency_percentiles_ms(dsn, since)
+    labels, known_from = fraud_db.labels_since(dsn, since)
+    return LiveSummary(by_version, p50, p99, fraud_db.alerts_since(dsn, since), labels, known_from)
 
 
 def format_summary(summary: LiveSummary) -> str:
@@ -174,13 +183,13 @@ def format_summary(summary: LiveSummary) -> str:
 
 
 def _now(ctx: Context) -> Any:
-    return fraud_db.database_now(ctx.dsn)
+    return fraud_db.database_now(_reader(ctx))
 
 
 def _start_producer(ctx: Context, stack: Stack) -> subprocess.Popen:
     log_path = stack.layout.log_of("demo-producer")
     log_file = log_path.open("ab")
-    start = next_stream_start(ctx.settings.simulator, ctx.dsn)
+    start = next_stream_start(ctx.settings.simulator, ctx.producer_dsn)
     click.echo(f"    producer: 20 transactions/s, wall-clock event time (log: {log_path})")
     return subprocess.Popen(
         [
@@ -202,7 +211,8 @@ def _start_producer(ctx: Context, stack: Stack) -> subprocess.Popen:
 
 
 def _scoring_summary(ctx: Context, since: Any) -> tuple[dict[tuple[str, str], int], int]:
-    return fraud_db.scored_since(ctx.dsn, since), sum(fraud_db.alerts_since(ctx.dsn, since).values())
+    dsn = _reader(ctx)
+    return fraud_db.scored_since(dsn, since), sum(fraud_db.alerts_since(dsn, since).values())
 
 
 def _watch_scoring(ctx: Context, since: Any, seconds: float) -> None:

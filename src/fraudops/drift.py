@@ -29,17 +29,6 @@ log = logging.getLogger(__name__)
 
 SCORE = "score"
 REFERENCE_ARTIFACT = "drift/reference.json"
-DRIFT_TABLE_DDL = """
-CREATE TABLE IF NOT EXISTS drift_reports (
-    checked_at timestamptz NOT NULL,
-    model_name text NOT NULL,
-    model_version text NOT NULL,
-    feature text NOT NULL,
-    psi double precision NOT NULL,
-    rows bigint NOT NULL,
-    PRIMARY KEY (checked_at, feature)
-)
-"""
 # a bin no reference (or recent) row fell into counts as this share: PSI takes logarithms of shares
 _EPSILON = 1e-4
 
@@ -163,7 +152,6 @@ def record_report(dsn: str, report: DriftReport) -> None:
 
     with fraud_db.connect(dsn) as conn:
         with conn.cursor() as cur:
-            cur.execute(DRIFT_TABLE_DDL)
             for feature, value in report.psi.items():
                 cur.execute(
                     "INSERT INTO drift_reports VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
@@ -177,7 +165,7 @@ def latest_report(dsn: str) -> dict[str, float]:
     from fraudops import fraud_db
 
     with fraud_db.connect(dsn) as conn, conn.cursor() as cur:
-        # read-only: the first check creates the table
+        # read-only, and a database older than the table says "no report yet"
         cur.execute("SELECT to_regclass('drift_reports') IS NOT NULL")
         if not cur.fetchone()[0]:
             return {}
@@ -219,10 +207,11 @@ def check_drift(
 ) -> DriftReport:
     """The daily check: reference of the champion, recent scored traffic, PSI, recorded in Postgres and
     MLflow; ``trigger(report)`` is called when a column drifted (with enough recent rows to tell)."""
-    from fraudops.fraud_db import fraud_dsn
+    from fraudops.connections import pipeline_dsn
 
     d = settings.drift
-    dsn = fraud_dsn(settings, secrets)
+    # the retraining pipeline's role: reads scored traffic, appends drift_reports
+    dsn = pipeline_dsn(settings, secrets)
     name = settings.mlflow.model_name
     version, profile = load_reference(settings.mlflow_tracking_uri, name, settings.mlflow.champion_alias)
     since = (now or datetime.now(UTC)) - timedelta(hours=d.window_hours)

@@ -124,11 +124,25 @@ CREATE INDEX IF NOT EXISTS model_metadata_model_idx ON model_metadata (model_nam
 ALTER TABLE model_metadata ADD COLUMN IF NOT EXISTS event_key text;
 CREATE UNIQUE INDEX IF NOT EXISTS model_metadata_event_key_idx ON model_metadata (model_name, event_key);
 """,
+    # PSI per column of each drift check (fraudops.drift; the platform exporter reads the latest)
+    "drift_reports": """
+CREATE TABLE IF NOT EXISTS drift_reports (
+    checked_at timestamptz NOT NULL,
+    model_name text NOT NULL,
+    model_version text NOT NULL,
+    feature text NOT NULL,
+    psi double precision NOT NULL,
+    rows bigint NOT NULL,
+    PRIMARY KEY (checked_at, feature)
+);
+""",
 }
 
 
 def fraud_dsn(settings: Any, secrets: Mapping[str, str]) -> str:
-    """DSN of the fraud database for its own role (:func:`fraudops.connections.component_url`)."""
+    """DSN of the fraud database for its owner, the ``fraud`` role
+    (:func:`fraudops.connections.component_url`): the init step's, and tests' that clean up after
+    themselves. Components log in as their own roles (:data:`fraudops.connections.FRAUD_ROLES`)."""
     from fraudops.connections import component_url
 
     return component_url(settings, secrets, "fraud", driver="postgresql")
@@ -161,7 +175,9 @@ def connect(target: Any) -> Iterator[Any]:
 
 
 def create_tables(target: Any, tables: Iterable[str] | None = None) -> list[str]:
-    """Create the tables (all by default) if they do not exist; safe to run any number of times."""
+    """Create the tables (all by default) if they do not exist; safe to run any number of times. Only the
+    owner may: the init step runs it (:func:`fraudops.stack.postgres.init_fraud_roles`), every component
+    checks with :func:`require_tables`."""
     names = list(TABLES) if tables is None else list(tables)
     with connect(target) as conn:
         with conn.cursor() as cur:
@@ -336,7 +352,7 @@ def training_data_fingerprint(target: Any) -> dict[str, tuple[int, int]]:
     Tests and benchmarks compare it before and after to prove they left the training data as they found
     it; a row added, removed or changed moves it.
     """
-    create_tables(target, TRAINING_TABLES)
+    require_tables(target, TRAINING_TABLES)
     out: dict[str, tuple[int, int]] = {}
     with connect(target) as conn, conn.cursor() as cur:
         for table in TRAINING_TABLES:
@@ -359,7 +375,7 @@ def delete_transactions(target: Any, id_prefix: str, added_since: datetime | Non
         "fraud_labels": "recorded_at",
         "transactions_raw": "ingested_at",
     }
-    create_tables(target, stamp)
+    require_tables(target, stamp)
     with connect(target) as conn, conn.cursor() as cur:
         for table, column in stamp.items():
             since = f" AND {column} >= %(since)s" if added_since is not None else ""
@@ -375,7 +391,7 @@ def delete_transactions(target: Any, id_prefix: str, added_since: datetime | Non
 # -- what the demo and the history loader report ----------------------------------------------------------
 def recent_history(target: Any, days: int = 2) -> tuple[int, datetime | None]:
     """How many stored transactions are from the last ``days`` days, and the newest one's time."""
-    create_tables(target)
+    require_tables(target, ["transactions_raw"])
     with connect(target) as conn, conn.cursor() as cur:
         cur.execute(
             "SELECT count(*), max(tx_datetime) FROM transactions_raw"

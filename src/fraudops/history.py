@@ -26,7 +26,7 @@ def load_simulated_history(
     Every label is stored with the time it becomes known (``available_at``); readers ask for the labels
     known at their cutoff, so labels of the last days are written ahead of time without leaking.
     """
-    fraud_db.create_tables(target)
+    fraud_db.require_tables(target, ["transactions_raw", "fraud_labels"])
     frames = iter_day_frames(world, days_per_frame=7)
     if progress:
         from tqdm.auto import tqdm

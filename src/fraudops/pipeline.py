@@ -131,7 +131,7 @@ def extract(
     if source_uri:
         frame = ctx.lake.read(source_uri)
     else:
-        fraud_db.create_tables(ctx.dsn)
+        fraud_db.require_tables(ctx.dsn, fraud_db.TRAINING_TABLES)
         start = cutoff - pd.Timedelta(days=window_days)
         frame = fraud_db.read_transactions(
             ctx.dsn, start.to_pydatetime(), cutoff.to_pydatetime(), labels_known_at=cutoff.to_pydatetime()

@@ -12,7 +12,7 @@ from fraudops.schema import EVENT_COLUMNS
 def test_ddl_covers_the_architecture_tables_idempotently() -> None:
     assert set(fraud_db.TABLES) == {
         "transactions_raw", "transactions_with_score", "fraud_alerts", "fraud_labels", "model_metadata",
-        "scorer_batches",
+        "scorer_batches", "drift_reports",
     }  # fmt: skip
     for name, ddl in fraud_db.TABLES.items():
         statements = [s.strip() for s in ddl.split(";") if s.strip()]

@@ -41,13 +41,14 @@ def _echo_json(payload: Any) -> None:
     click.echo(json.dumps(payload, indent=2, default=str))
 
 
-def _fraud_dsn(settings: Settings, dsn: str | None) -> str:
+def _producer_dsn(settings: Settings, dsn: str | None) -> str:
+    """``dsn``, or the stack's fraud database as the producer's role (it appends transactions and labels)."""
     if dsn:
         return dsn
-    from fraudops.fraud_db import fraud_dsn
+    from fraudops.connections import producer_dsn
     from fraudops.secrets import load_secrets
 
-    return fraud_dsn(settings, load_secrets(settings.env_dir))
+    return producer_dsn(settings, load_secrets(settings.env_dir))
 
 
 def _read_features(path: Path) -> pd.DataFrame:
@@ -68,7 +69,7 @@ def _read_features(path: Path) -> pd.DataFrame:
 @click.option(
     "--postgres", is_flag=True, help="Also write transactions_raw and fraud_labels in the fraud db."
 )
-@click.option("--dsn", help="Postgres DSN [default: the stack's fraud database].")
+@click.option("--dsn", help="Postgres DSN [default: the stack's fraud database, as the producer's role].")
 @click.option("--customers", type=int, help="Number of customers [default: simulator.n_customers].")
 @click.option("--terminals", type=int, help="Number of terminals [default: simulator.n_terminals].")
 @click.option("--days", type=int, help="Number of days [default: simulator.n_days].")
@@ -111,7 +112,7 @@ def simulate_command(
         frames = []
         new_tx, new_labels = load_simulated_history(
             world,
-            _fraud_dsn(settings, dsn),
+            _producer_dsn(settings, dsn),
             delay=delay,
             progress=True,
             on_frame=frames.append if out is not None else None,

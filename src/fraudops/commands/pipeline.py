@@ -151,7 +151,7 @@ def bootstrap_command(
     )
     world = world_ending_today(world, days or world.n_days)
     started = time.perf_counter()
-    new_tx, new_labels = load_simulated_history(world, ctx.dsn, progress=True)
+    new_tx, new_labels = load_simulated_history(world, ctx.producer_dsn, progress=True)
     click.echo(
         f"history from {world.start_date} ({world.n_days} days): {new_tx:,} new transactions, "
         f"{new_labels:,} new labels in {time.perf_counter() - started:.0f} s"

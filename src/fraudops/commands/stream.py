@@ -109,11 +109,13 @@ def produce_command(
     source = file_stream(str(file_)) if file_ else simulated_stream(settings, start, clock)
     write = None
     if labels:
-        from fraudops.fraud_db import create_tables, fraud_dsn
+        from fraudops.connections import producer_dsn
+        from fraudops.fraud_db import require_tables
         from fraudops.secrets import load_secrets
 
-        dsn = fraud_dsn(settings, load_secrets(settings.env_dir))
-        create_tables(dsn, ["fraud_labels"])
+        # its role creates nothing: the init step (`make up`, compose's postgres-init) made the table
+        dsn = producer_dsn(settings, load_secrets(settings.env_dir))
+        require_tables(dsn, ["fraud_labels"])
         write = label_writer(dsn)
     target = topic or settings.scorer.source_topic
     producer = kafka_producer(settings.kafka_bootstrap_servers)

@@ -128,10 +128,14 @@ class StackSettings(StrictModel):
 
 class PostgresSettings(StrictModel):
     superuser: str = "postgres"
-    # the metrics exporter's login: Postgres's built-in pg_monitor role, no table of ours, no DDL
+    # the metrics exporters' login: Postgres's built-in pg_monitor role; of our tables, drift_reports (read)
     monitor_role: str = "fraudops_monitor"
     # the streaming scorer's login: reads history and labels, appends scores, alerts and its batches; no DDL
     scorer_role: str = "fraud_scorer"
+    # the retraining pipeline's login: reads transactions and labels, writes model_metadata and drift_reports
+    pipeline_role: str = "fraud_pipeline"
+    # the producer's login (label feed, history loader): appends transactions and labels; no DDL, no DELETE
+    producer_role: str = "fraud_producer"
     databases: dict[str, str] = Field(
         default_factory=lambda: {"airflow": "airflow", "mlflow": "mlflow", "fraud": "fraud"}
     )

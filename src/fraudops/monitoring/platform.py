@@ -92,8 +92,8 @@ class PlatformCollector(Collector):
 
 def stack_collector(settings: Any, secrets: Mapping[str, str]) -> PlatformCollector:
     """The collector wired to the stack's MLflow, Airflow and Postgres."""
+    from fraudops.connections import fraud_role_dsn
     from fraudops.drift import latest_report
-    from fraudops.fraud_db import fraud_dsn
 
     tracking_uri = settings.mlflow_tracking_uri
     name = settings.mlflow.model_name
@@ -129,7 +129,8 @@ def stack_collector(settings: Any, secrets: Mapping[str, str]) -> PlatformCollec
                     raise
         return None
 
-    dsn = fraud_dsn(settings, secrets)
+    # the monitor role: of the fraud database it reads drift_reports only
+    dsn = fraud_role_dsn(settings, secrets, "monitor")
     return PlatformCollector(
         name,
         champion_version,

@@ -8,6 +8,8 @@ import pwd
 import subprocess
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -93,9 +95,7 @@ def init_databases(settings: Settings, secrets: Mapping[str, str]) -> list[str]:
                 done.append(database)
     finally:
         conn.close()
-    init_console_role(settings, secrets)
-    init_scorer_role(settings, secrets)
-    init_monitor_role(settings, secrets)
+    init_fraud_roles(settings, secrets)
     return done
 
 
@@ -130,91 +130,126 @@ def _login_role(
         conn.close()
 
 
-def _grant_on_fraud_tables(settings: Settings, secrets: Mapping[str, str], grants: list[str]) -> None:
-    """Run ``grants`` as the owner of the fraud tables (the ``fraud`` role), which creates them first."""
-    from fraudops import fraud_db
-    from fraudops.connections import component_url
-
-    owner_dsn = component_url(settings, secrets, "fraud", driver="postgresql")
-    fraud_db.create_tables(owner_dsn)
-    with fraud_db.connect(owner_dsn) as owner, owner.cursor() as cur:
-        for grant in grants:
-            cur.execute(grant)
-        owner.commit()
-
-
 def _quoted(role: str) -> str:
     return '"' + role.replace('"', '""') + '"'
 
 
-def init_monitor_role(settings: Settings, secrets: Mapping[str, str]) -> None:
-    """The metrics exporter's login role (``postgres.monitor_role``): a member of Postgres's built-in
-    ``pg_monitor`` (statistics views and functions), with no grant on any database of ours. Idempotent."""
-    from psycopg2 import sql
+@dataclass(frozen=True)
+class RoleGrants:
+    """What a login role may do in the ``fraud`` database: its privileges on the database itself
+    (TEMPORARY for the staging tables a COPY-and-upsert writes through) and ``(privileges, object)`` pairs
+    on the tables and sequences, and Postgres's built-in roles it is a member of; anything not listed is
+    refused."""
 
-    from fraudops.connections import MONITOR_DB_PASSWORD
+    database: str
+    objects: tuple[tuple[str, str], ...]
+    member_of: tuple[str, ...] = ()
 
-    role = settings.postgres.monitor_role
-    grant = sql.SQL("GRANT pg_monitor TO {}").format(sql.Identifier(role))
-    _login_role(settings, secrets, role, secrets[MONITOR_DB_PASSWORD], grant)
+
+@cache
+def fraud_grants() -> dict[str, RoleGrants]:
+    """Every login role of the fraud database beside its owner (keys of
+    :data:`fraudops.connections.FRAUD_ROLES`) and its grants: the one definition. No role gets DDL (the
+    init step, as the owner, creates every table), DELETE or TRUNCATE; UPDATE only where an idempotent
+    write rewrites its own rows."""
+    from fraudops.console.queries import READ_TABLES
+
+    return {
+        # the analyst console: reads the tables it shows, writes analyst labels, sets an alert's status
+        "console": RoleGrants(
+            "CONNECT",
+            (
+                *(("SELECT", table) for table in READ_TABLES),
+                ("INSERT, UPDATE", "fraud_labels"),
+                ("UPDATE (status)", "fraud_alerts"),
+            ),
+        ),
+        # the streaming scorer: reads history and labels, appends scored transactions and alerts; UPDATE
+        # only on its batch log, whose one upsert counts a replayed micro-batch's attempts
+        "scorer": RoleGrants(
+            "CONNECT, TEMPORARY",
+            (
+                ("SELECT", "fraud_labels"),
+                ("SELECT, INSERT", "transactions_raw"),
+                ("SELECT, INSERT", "transactions_with_score"),
+                ("SELECT, INSERT", "fraud_alerts"),
+                ("USAGE", "SEQUENCE fraud_alerts_alert_id_seq"),
+                ("SELECT, INSERT, UPDATE", "scorer_batches"),
+            ),
+        ),
+        # the retraining pipeline (its steps, the DAG, promote / rollback, the drift check): extract reads
+        # transactions and the labels known at the cutoff; the audit log's upsert rewrites a retried task's
+        # own rows (UPDATE); the drift check reads scored traffic and appends its report
+        "pipeline": RoleGrants(
+            "CONNECT",
+            (
+                ("SELECT", "transactions_raw"),
+                ("SELECT", "fraud_labels"),
+                ("SELECT, INSERT, UPDATE", "model_metadata"),
+                ("USAGE", "SEQUENCE model_metadata_id_seq"),
+                ("SELECT", "transactions_with_score"),
+                ("INSERT", "drift_reports"),
+            ),
+        ),
+        # the producer (the stream's label feed, the history loader): appends transactions and labels
+        # through a staging table (TEMPORARY; its LIKE and the upsert's conflict key need SELECT) and
+        # reads transactions_raw's newest simulated day to continue the world from there
+        "producer": RoleGrants(
+            "CONNECT, TEMPORARY",
+            (
+                ("SELECT, INSERT", "transactions_raw"),
+                ("SELECT, INSERT", "fraud_labels"),
+            ),
+        ),
+        # the metrics exporters: Postgres's statistics views and functions (pg_monitor, in the postgres
+        # database); the platform exporter reads the latest drift report
+        "monitor": RoleGrants("CONNECT", (("SELECT", "drift_reports"),), member_of=("pg_monitor",)),
+    }
+
+
+def role_grants(who: str, role: str) -> list[str]:
+    """The GRANT statements of ``who``'s entry of :func:`fraud_grants`, given to ``role``."""
+    quoted = _quoted(role)
+    objects = fraud_grants()[who].objects
+    return [f"GRANT {privileges} ON {target} TO {quoted}" for privileges, target in objects]
 
 
 def console_grants(role: str) -> list[str]:
-    """What the console's role may do in the ``fraud`` database: read the tables it shows, write analyst
-    labels, set an alert's status. Nothing else (no transactions_raw, no DDL, no DELETE)."""
-    from fraudops.console.queries import READ_TABLES
-
-    quoted = _quoted(role)
-    return [
-        *(f"GRANT SELECT ON {table} TO {quoted}" for table in READ_TABLES),
-        f"GRANT INSERT, UPDATE ON fraud_labels TO {quoted}",
-        f"GRANT UPDATE (status) ON fraud_alerts TO {quoted}",
-    ]
-
-
-def init_console_role(settings: Settings, secrets: Mapping[str, str]) -> None:
-    """The console's login role (``console.db_role``) with :func:`console_grants` on the fraud tables; the
-    tables are created first by their owner, the ``fraud`` role. Idempotent."""
-    from psycopg2 import sql
-
-    from fraudops.connections import CONSOLE_DB_PASSWORD
-
-    role = settings.console.db_role
-    database = settings.postgres.databases["fraud"]
-    connect = sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
-        sql.Identifier(database), sql.Identifier(role)
-    )
-    _login_role(settings, secrets, role, secrets[CONSOLE_DB_PASSWORD], connect)
-    _grant_on_fraud_tables(settings, secrets, console_grants(role))
-
-
-# what the streaming scorer reads (history for its windows, the labels of its terminal risk) and appends
-SCORER_READS = ("fraud_labels",)
-SCORER_APPENDS = ("transactions_raw", "transactions_with_score", "fraud_alerts")
+    return role_grants("console", role)
 
 
 def scorer_grants(role: str) -> list[str]:
-    """What the scorer's role may do in the ``fraud`` database: read history and labels, append scored
-    transactions and alerts, record its micro-batches. No DDL, no DELETE, no TRUNCATE, no other table."""
-    quoted = _quoted(role)
-    return [
-        *(f"GRANT SELECT ON {table} TO {quoted}" for table in SCORER_READS),
-        *(f"GRANT SELECT, INSERT ON {table} TO {quoted}" for table in SCORER_APPENDS),
-        f"GRANT USAGE ON SEQUENCE fraud_alerts_alert_id_seq TO {quoted}",
-        # its one upsert: a replayed micro-batch counts an attempt
-        f"GRANT SELECT, INSERT, UPDATE ON scorer_batches TO {quoted}",
-    ]
+    return role_grants("scorer", role)
 
 
-def init_scorer_role(settings: Settings, secrets: Mapping[str, str]) -> None:
-    """The streaming scorer's login role (``postgres.scorer_role``) with :func:`scorer_grants`; TEMPORARY
-    for the staging table its micro-batch copies into. Idempotent."""
+def init_fraud_roles(settings: Settings, secrets: Mapping[str, str]) -> list[str]:
+    """Create (or update) every login role of :func:`fraud_grants` with its password and exactly its grants
+    (what an older version granted is revoked in the same transaction), after the ``fraud`` role, the
+    owner, created every table. Idempotent; returns the roles."""
     from psycopg2 import sql
 
-    from fraudops.connections import SCORER_DB_PASSWORD
+    from fraudops import fraud_db
+    from fraudops.connections import FRAUD_ROLES, component_url, fraud_role
 
-    role = settings.postgres.scorer_role
     database = sql.Identifier(settings.postgres.databases["fraud"])
-    connect = sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(database, sql.Identifier(role))
-    _login_role(settings, secrets, role, secrets[SCORER_DB_PASSWORD], connect)
-    _grant_on_fraud_tables(settings, secrets, scorer_grants(role))
+    owner_dsn = component_url(settings, secrets, "fraud", driver="postgresql")
+    fraud_db.create_tables(owner_dsn)
+    roles = {who: fraud_role(settings, who) for who in fraud_grants()}
+    for who, role in roles.items():
+        grants = fraud_grants()[who]
+        on_database = sql.SQL("GRANT " + grants.database + " ON DATABASE {} TO {}").format(
+            database, sql.Identifier(role)
+        )
+        members = [
+            sql.SQL("GRANT {} TO {}").format(sql.Identifier(m), sql.Identifier(role))
+            for m in grants.member_of
+        ]
+        _login_role(settings, secrets, role, secrets[FRAUD_ROLES[who][1]], on_database, *members)
+    with fraud_db.connect(owner_dsn) as owner, owner.cursor() as cur:
+        for who, role in roles.items():
+            for kind in ("TABLES", "SEQUENCES"):
+                cur.execute(f"REVOKE ALL ON ALL {kind} IN SCHEMA public FROM {_quoted(role)}")
+            for grant in role_grants(who, role):
+                cur.execute(grant)
+        owner.commit()
+    return list(roles.values())
