@@ -16,6 +16,7 @@ from mlflow import MlflowClient
 from fraudops import fraud_db
 from fraudops.cli import main
 from fraudops.config.model import SimulatorSettings
+from fraudops.connections import pipeline_dsn, producer_dsn
 from fraudops.features import build_features
 from fraudops.registry import MlflowRegistry
 from fraudops.simulator import simulate
@@ -137,9 +138,15 @@ def test_history_and_live_events_read_back_together(running_stack, dsn) -> None:
         transaction_id=[f"{seed}-live-{i}" for i in range(3)],
         tx_datetime=frame["tx_datetime"].max() + pd.to_timedelta([1.25, 2.5, 3.000001], unit="s"),
     )
+    settings, secrets = running_stack.settings, running_stack.secrets
     try:
-        fraud_db.write_transactions(dsn, pd.concat([frame, live], ignore_index=True))
-        back = fraud_db.read_transactions(dsn, datetime(2026, 2, 1), datetime(2026, 2, 4))
+        # written as the producer's role, read as the pipeline's (what extract runs)
+        fraud_db.write_transactions(
+            producer_dsn(settings, secrets), pd.concat([frame, live], ignore_index=True)
+        )
+        back = fraud_db.read_transactions(
+            pipeline_dsn(settings, secrets), datetime(2026, 2, 1), datetime(2026, 2, 4)
+        )
         back = back[back["transaction_id"].str.startswith(f"{seed}-")].set_index("transaction_id")
         assert len(back) == len(frame) + 3
         assert back.loc[f"{seed}-live-2", "tx_datetime"] == live["tx_datetime"].iloc[2]

@@ -34,18 +34,19 @@ WORLD = SimulatorSettings(n_customers=1000, n_terminals=2000, n_days=170, seed=1
 def ctx(running_stack) -> Iterator[Context]:
     ctx = Context.of(running_stack.settings, running_stack.secrets)
     use_tracking_uri(ctx.settings.mlflow_tracking_uri)
-    # the DAG reads the fraud database: give it history up to today if it has none, and take it away after
+    # the DAG reads the fraud database (as the pipeline's role, ctx.dsn): give it history up to today if it
+    # has none, loaded as the producer's role, and take it away after as the owner
     with fraud_db.connect(ctx.dsn) as conn, conn.cursor() as cur:
-        fraud_db.create_tables(conn)
         cur.execute(
             "SELECT count(*), now() FROM transactions_raw WHERE tx_datetime > now() - interval '2 days'"
         )
         recent, loaded_from = cur.fetchone()
     if recent < 1000:
-        load_simulated_history(world_ending_today(WORLD, WORLD.n_days), ctx.dsn)
+        load_simulated_history(world_ending_today(WORLD, WORLD.n_days), ctx.producer_dsn)
     yield ctx
     if recent < 1000:
-        fraud_db.delete_transactions(ctx.dsn, f"{WORLD.seed}-", added_since=loaded_from)
+        owner = fraud_db.fraud_dsn(ctx.settings, ctx.secrets)
+        fraud_db.delete_transactions(owner, f"{WORLD.seed}-", added_since=loaded_from)
 
 
 @pytest.fixture(scope="module")
