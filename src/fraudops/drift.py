@@ -208,10 +208,12 @@ def check_drift(
     """The daily check: reference of the champion, recent scored traffic, PSI, recorded in Postgres and
     MLflow; ``trigger(report)`` is called when a column drifted (with enough recent rows to tell)."""
     from fraudops.connections import pipeline_dsn
+    from fraudops.fraud_db import require_tables
 
     d = settings.drift
-    # the retraining pipeline's role: reads scored traffic, appends drift_reports
+    # the retraining pipeline's role: reads scored traffic, appends drift_reports; it creates neither
     dsn = pipeline_dsn(settings, secrets)
+    require_tables(dsn, ["transactions_with_score", "drift_reports"])
     name = settings.mlflow.model_name
     version, profile = load_reference(settings.mlflow_tracking_uri, name, settings.mlflow.champion_alias)
     since = (now or datetime.now(UTC)) - timedelta(hours=d.window_hours)
