@@ -51,4 +51,6 @@ log_dir="$(sed -n 's/^log\.dirs=//p' "$config")"
 if [ ! -f "${log_dir:-/var/lib/kafka/data}/meta.properties" ]; then
     java_cmd "" kafka.tools.StorageTool format --ignore-formatted -t "$CLUSTER_ID" -c "$config"
 fi
-java_cmd exec kafka.Kafka "$config"
+# KAFKA_OPTS: the broker's own JVM options (the JMX exporter agent), not the storage format's
+# shellcheck disable=SC2086
+java_cmd exec ${KAFKA_OPTS:-} kafka.Kafka "$config"

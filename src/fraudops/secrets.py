@@ -82,3 +82,12 @@ def load_secrets(env_dir: Path) -> Mapping[str, str]:
             raise FileNotFoundError(f"{target} is missing: run `make secrets` (or `make up`) first")
         values.update({k: v for k, v in dotenv_values(target).items() if v is not None})
     return values
+
+
+def mounted_secrets(env_dir: Path) -> Mapping[str, str]:
+    """The secrets of those env files that are present: a container mounts only the files it needs."""
+    values: dict[str, str] = {}
+    # the mounted files only (a container has no examples beside them)
+    for target in sorted(env_dir.glob("*.env")):
+        values.update({k: v for k, v in dotenv_values(target).items() if v is not None})
+    return values

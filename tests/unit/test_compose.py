@@ -29,6 +29,7 @@ from fraudops.stack import SERVICE_NAMES
 from fraudops.stack.airflow_env import airflow_environment, airflow_home
 from fraudops.stack.kafka_nodes import DURABILITY, LOG4J2
 from fraudops.stack.layout import StackLayout
+from fraudops.stack.monitoring import MONITORING_NAMES, PACKAGES
 from fraudops.stack.services import AIRFLOW_COMMANDS
 from fraudops.stack.spark_cluster import MASTER_OPTS, WORKER_OPTS, master_args, worker_args
 from fraudops.topics import load_topic_specs
@@ -48,6 +49,13 @@ VENDOR_TARGETS = {
     "redis": "redis",
     "minio": "minio",
     **dict.fromkeys(KAFKA_NODES, "kafka"),
+}
+# the monitoring containers that read a secret, and the one env file each mounts (nothing else of env/)
+MONITORING_ENV_FILES = {
+    "prometheus": "airflow.env",
+    "alertmanager": "alertmanager.env",
+    "postgres-exporter": "postgres.env",
+    "redis-exporter": "redis.env",
 }
 PORT_RE = re.compile(r"^127\.0\.0\.1:\$\{(?P<var>[A-Z0-9_]+):-(?P<default>\d+)\}:(?P<container>\d+)$")
 
@@ -212,8 +220,12 @@ def test_secrets_come_from_env_folder(services: dict[str, dict[str, Any]]) -> No
             assert PurePosixPath(env_file).parent == PurePosixPath("env") and Path(env_file).name in examples
     # everything else reads env/ itself, mounted read-only; no other service gets env_file entries
     for name, service in services.items():
-        if name in ("postgres", "redis", "minio", *SPARK_DAEMONS) or name.startswith("kafka-"):
+        if name in ("postgres", "redis", "minio", *SPARK_DAEMONS, "statsd-exporter") or name.startswith(
+            "kafka-"
+        ):
             continue
+        if name in MONITORING_ENV_FILES:
+            continue  # one file each: test_monitoring_containers_mount_only_their_env_file
         assert "env_file" not in service, name
         assert f"./env:{HOME_IN_IMAGE}/env:ro" in service["volumes"], f"{name} must mount ./env read-only"
 
@@ -287,10 +299,10 @@ def test_docker_compose_resolves_ports_and_overrides(tmp_path: Path, settings: S
 
 # ------------------------------------------------------------------------------------------ service set
 def test_services_are_the_native_stack_plus_one_shot_init(services: dict[str, dict[str, Any]]) -> None:
-    assert set(services) == set(SERVICE_NAMES) | ONE_SHOT
+    assert set(services) == set(SERVICE_NAMES) | set(MONITORING_NAMES) | ONE_SHOT
     one_shot = {name for name, s in services.items() if str(s.get("restart")) == "no"}
     assert one_shot == ONE_SHOT
-    for name in SERVICE_NAMES:
+    for name in (*SERVICE_NAMES, *MONITORING_NAMES):
         assert services[name].get("restart") == "unless-stopped", name
 
 
@@ -326,6 +338,12 @@ def _expected_ports(settings: Settings) -> dict[str, list[tuple[str, int]]]:
             ("FRAUDOPS_STACK__PORTS__SPARK_MASTER_UI", p.spark_master_ui),
         ],
         "console": [("FRAUDOPS_STACK__PORTS__CONSOLE", p.console)],
+        "prometheus": [("FRAUDOPS_STACK__PORTS__PROMETHEUS", p.prometheus)],
+        "alertmanager": [("FRAUDOPS_STACK__PORTS__ALERTMANAGER", p.alertmanager)],
+        "postgres-exporter": [("FRAUDOPS_STACK__PORTS__POSTGRES_EXPORTER", p.postgres_exporter)],
+        "redis-exporter": [("FRAUDOPS_STACK__PORTS__REDIS_EXPORTER", p.redis_exporter)],
+        "statsd-exporter": [("FRAUDOPS_STACK__PORTS__STATSD_EXPORTER", p.statsd_exporter)],
+        "platform-exporter": [("FRAUDOPS_STACK__PORTS__PLATFORM_EXPORTER", p.platform_exporter)],
         # spark-worker publishes nothing: `--scale spark-worker=N` would fight over a fixed host port
     }
     assert len(p.kafka) == len(KAFKA_NODES)
@@ -399,7 +417,11 @@ def test_one_pinned_debian_base_and_the_native_versions(compose: dict[str, Any],
         "DEBIAN_IMAGE": f"${{FRAUDOPS_DOCKER__BASE_IMAGE:-{settings.docker.base_image}}}",
         "GO_VERSION": f"${{FRAUDOPS_DOCKER__GO_VERSION:-{settings.docker.go_version}}}",
         "MINIO_VERSION": f"${{FRAUDOPS_STACK__VERSIONS__MINIO:-{settings.stack.versions.minio}}}",
+        "STATSD_EXPORTER_VERSION": (
+            f"${{FRAUDOPS_STACK__VERSIONS__STATSD_EXPORTER:-{settings.stack.versions.statsd_exporter}}}"
+        ),
     }
+    assert _arg_default("STATSD_EXPORTER_VERSION") == settings.stack.versions.statsd_exporter
     # the same software as the native stack: Debian's servers, the poms' jars, the lock's Python packages
     stages_text = _stages()
     assert "install -y --no-install-recommends postgresql" in stages_text["postgres"]
@@ -435,7 +457,7 @@ def test_build_contexts_keep_secrets_and_stack_out() -> None:
 
 # ------------------------------------------------------------------------------------ health and ordering
 def test_every_server_has_a_healthcheck(services: dict[str, dict[str, Any]]) -> None:
-    for name in SERVICE_NAMES:
+    for name in (*SERVICE_NAMES, *MONITORING_NAMES):
         check = services[name].get("healthcheck")
         assert check and check.get("test") and not check.get("disable"), f"{name} has no healthcheck"
         assert check["test"][0] in ("CMD", "CMD-SHELL"), name
@@ -777,3 +799,146 @@ def test_spark_cluster_matches_native(services: dict[str, dict[str, Any]], setti
     assert inside.spark_driver_host == scorer["hostname"] == "spark-scorer"
     # the image carries the connector on pyspark's class path: 700 MB of jars are not shipped per executor
     assert inside.spark_jars_dir is None
+
+
+# ------------------------------------------------------------------------------------------- monitoring
+def test_monitoring_containers_run_the_native_processes(
+    services: dict[str, dict[str, Any]], settings: Settings
+) -> None:
+    """One monitoring image; each container is `fraudops monitor exec <its name>`, the native stack's
+    process of that name, and its healthcheck asks the port the process listens on."""
+    stage = _stages()["monitoring"]
+    assert stage.startswith("FROM python AS monitoring")
+    assert re.search(r'(?m)^ENTRYPOINT \["fraudops", "monitor", "exec"\]', stage)
+    assert _cli_command_exists(["monitor", "exec"]) and _cli_command_exists(["monitor", "exporter"])
+    # Debian's packages of the native stack, at the pinned versions (the build runs check_installed)
+    for package, _, _ in PACKAGES.values():
+        assert package in stage.split(), package
+    assert "check_installed(load_settings())" in stage
+    # statsd_exporter from its Go module where the native stack keeps it (<data_dir>/bin)
+    build = _stages()["statsd-exporter-build"]
+    assert '"github.com/prometheus/statsd_exporter@${STATSD_EXPORTER_VERSION}"' in build
+    assert "COPY --from=statsd-exporter-build /out/statsd/statsd_exporter .stack/bin/statsd_exporter" in stage
+    ports = settings.stack.ports
+    listens = {
+        "prometheus": (ports.prometheus, "/-/ready"),
+        "alertmanager": (ports.alertmanager, "/-/ready"),
+        "postgres-exporter": (ports.postgres_exporter, "/metrics"),
+        "redis-exporter": (ports.redis_exporter, "/metrics"),
+        "statsd-exporter": (ports.statsd_exporter, "/metrics"),
+        "platform-exporter": (ports.platform_exporter, "/metrics"),
+    }
+    assert set(listens) == set(MONITORING_NAMES)
+    for name, (port, path) in listens.items():
+        service = services[name]
+        assert service["build"]["target"] == "monitoring", name
+        assert _command(service) == [name], name
+        assert f"http://localhost:{port}{path}" in service["healthcheck"]["test"], name
+        assert _settings_in_container(service).stack.host == "0.0.0.0", name
+        assert f"./configs:{HOME_IN_IMAGE}/configs:ro" in service["volumes"], name
+
+
+def test_monitoring_containers_mount_only_their_env_file(services: dict[str, dict[str, Any]]) -> None:
+    examples = {p.name.removesuffix(".example") for p in (REPO / "env").glob("*.env.example")}
+    for name in MONITORING_NAMES:
+        mounts = [str(v) for v in services[name]["volumes"] if str(v).startswith("./env")]
+        if name in MONITORING_ENV_FILES:
+            env_file = MONITORING_ENV_FILES[name]
+            assert env_file in examples
+            assert mounts == [f"./env/{env_file}:{HOME_IN_IMAGE}/env/{env_file}:ro"], name
+        elif name == "statsd-exporter":
+            assert mounts == [], name
+        else:
+            assert mounts == [f"./env:{HOME_IN_IMAGE}/env:ro"], name
+    # what each reads is in its file
+    for name, key in (
+        ("prometheus", "FLOWER_PASSWORD"),
+        ("alertmanager", "ALERT_WEBHOOK_URL"),
+        ("postgres-exporter", "MONITOR_DB_PASSWORD"),
+        ("redis-exporter", "REDIS_PASSWORD"),
+    ):
+        example = (REPO / "env" / f"{MONITORING_ENV_FILES[name]}.example").read_text()
+        assert re.search(rf"(?m)^{key}=", example), (name, key)
+
+
+def test_prometheus_scrapes_the_containers_by_name(
+    services: dict[str, dict[str, Any]], settings: Settings, tmp_path: Path
+) -> None:
+    """In compose every scrape target is a container's name on the port it listens on; natively each is
+    stack.host."""
+    from fraudops.monitoring.prometheus import ConfigFiles, prometheus_config, scrape_jobs
+
+    inside = _settings_in_container(services["prometheus"])
+    p = settings.stack.ports
+    expected = {
+        "prometheus": [f"prometheus:{p.prometheus}"],
+        "alertmanager": [f"alertmanager:{p.alertmanager}"],
+        "postgres": [f"postgres-exporter:{p.postgres_exporter}"],
+        "redis": [f"redis-exporter:{p.redis_exporter}"],
+        "minio": [f"minio:{p.minio_api}"],
+        "flower": [f"flower:{p.flower}"],
+        "mlflow": [f"mlflow:{p.mlflow}"],
+        "kafka": [f"{node}:{port}" for node, port in zip(KAFKA_NODES, p.kafka_jmx, strict=True)],
+        "airflow": [f"statsd-exporter:{p.statsd_exporter}"],
+        "platform": [f"platform-exporter:{p.platform_exporter}"],
+        "scorer": [f"spark-scorer:{p.scorer_metrics}"],
+        # no producer container: `fraudops produce` runs on the host (an optional job)
+        "producer": [f"0.0.0.0:{p.producer_metrics}"],
+    }
+    files = ConfigFiles(tmp_path)
+    jobs = {job.name: job.targets for job in scrape_jobs(inside, files, "flower")}
+    assert jobs == expected
+    for job in scrape_jobs(inside, files, "flower"):
+        for target in job.targets:
+            host = target.rsplit(":", 1)[0]
+            assert host in services or job.optional, (job.name, target)
+    config = prometheus_config(inside, files, "flower")
+    assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == [
+        f"alertmanager:{p.alertmanager}"
+    ]
+    # natively every target is stack.host
+    native = scrape_jobs(settings, files, "flower")
+    assert {t.rsplit(":", 1)[0] for job in native for t in job.targets} == {settings.stack.host}
+    # Airflow's StatsD goes to the statsd-exporter container, which listens on stack.ports.statsd
+    from collections import defaultdict
+
+    secrets: defaultdict[str, str] = defaultdict(lambda: "x")
+    airflow = airflow_environment(_settings_in_container(services["airflow-scheduler"]), secrets)
+    assert airflow["AIRFLOW__METRICS__STATSD_HOST"] == "statsd-exporter"
+    assert airflow["AIRFLOW__METRICS__STATSD_PORT"] == str(p.statsd)
+    assert "statsd-exporter" in _requires(services, "airflow-scheduler")
+
+
+def test_kafka_jmx_agent_as_native(services: dict[str, dict[str, Any]], settings: Settings) -> None:
+    """The brokers load the JMX exporter agent of kafka/jmx-exporter.pom.xml with the native rules file, on
+    stack.ports.kafka_jmx."""
+    assert "COPY kafka/jmx-exporter.pom.xml" in _stages()["jars"]
+    kafka = _stages()["kafka"]
+    assert "COPY configs/prometheus/kafka-jmx.yml /opt/kafka/jmx/kafka-jmx.yml" in kafka
+    assert "COPY --from=jars /jars/jmx/jmx_prometheus_javaagent.jar /opt/kafka/jmx/" in kafka
+    for i, node in enumerate(KAFKA_NODES):
+        opts = _env(services[node])["KAFKA_OPTS"]
+        port = settings.stack.ports.kafka_jmx[i]
+        assert opts == (
+            f"-javaagent:/opt/kafka/jmx/jmx_prometheus_javaagent.jar={port}:/opt/kafka/jmx/kafka-jmx.yml"
+        ), node
+    entrypoint = (REPO / "docker" / "kafka" / "entrypoint.sh").read_text()
+    assert 'java_cmd exec ${KAFKA_OPTS:-} kafka.Kafka "$config"' in entrypoint
+
+
+def test_minio_and_mlflow_export_metrics_as_native(
+    services: dict[str, dict[str, Any]], settings: Settings, tmp_path: Path
+) -> None:
+    from collections import defaultdict
+
+    from fraudops.stack.services import build_services
+
+    secrets: defaultdict[str, str] = defaultdict(lambda: "x")
+    native = {name: d.spec for name, d in build_services(settings, secrets, StackLayout(tmp_path)).items()}
+    assert (
+        _env(services["minio"])["MINIO_PROMETHEUS_AUTH_TYPE"]
+        == native["minio"].env["MINIO_PROMETHEUS_AUTH_TYPE"]
+    )
+    command = _command(services["mlflow"])
+    assert "--expose-prometheus" in command and "--expose-prometheus" in native["mlflow"].argv
+    assert command[command.index("--expose-prometheus") + 1].startswith(str(HOME_IN_IMAGE / ".stack"))

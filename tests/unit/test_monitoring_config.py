@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from fraudops.config.settings import load_settings
@@ -138,3 +139,59 @@ def test_listed_jobs_mark_only_the_scorer_and_producer_optional() -> None:
     settings = load_settings()
     jobs = listed_jobs(settings, StackLayout(Path("/x")))
     assert {j.name for j in jobs if j.optional} == {"scorer", "producer"}
+
+
+def test_a_container_runs_the_native_process_of_its_name() -> None:
+    """`fraudops monitor exec NAME` (docker-compose.yaml) runs exactly the native stack's process of NAME,
+    and builds only that one: a container holds only the secrets its own service reads."""
+    from fraudops.stack.monitoring import MONITORING_NAMES, process_of
+
+    settings = load_settings()
+    layout = StackLayout(Path("/x"))
+    native = {spec.name: spec for spec, _, _ in monitoring_services(settings, SECRETS, layout)}
+    assert tuple(native) == MONITORING_NAMES
+    for name in MONITORING_NAMES:
+        assert process_of(name, settings, SECRETS, layout) == native[name]
+    # the Redis exporter's container has env/redis.env only
+    alone = process_of("redis-exporter", settings, {"REDIS_PASSWORD": "r"}, layout)
+    assert alone.env == {"REDIS_PASSWORD": "r"}
+    with pytest.raises(KeyError, match="no monitoring service 'grafana'"):
+        process_of("grafana", settings, SECRETS, layout)
+
+
+def test_monitor_exec_prepares_the_configuration_then_execs_the_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The preparation of `make up` (generated prometheus.yml and alertmanager.yml, the webhook URL from
+    env/alertmanager.env), then the process replaces the command (os.execvpe, recorded here instead)."""
+    from click.testing import CliRunner
+
+    from fraudops.cli import main
+    from fraudops.stack.monitoring import config_files, process_of
+
+    repo = Path(__file__).resolve().parents[2]
+    (tmp_path / "configs").symlink_to(repo / "configs")
+    (tmp_path / "env").mkdir()
+    # the only env file the Alertmanager container mounts
+    (tmp_path / "env" / "alertmanager.env").write_text("ALERT_WEBHOOK_URL=http://chat.example/hook\n")
+    monkeypatch.setenv("FRAUDOPS_HOME", str(tmp_path))
+    calls: list[tuple[str, list[str], dict[str, str]]] = []
+
+    def record(file: str, argv: list[str], env: dict[str, str]) -> None:
+        calls.append((file, argv, env))
+
+    monkeypatch.setattr("os.execvpe", record)
+    result = CliRunner().invoke(main, ["monitor", "exec", "alertmanager"])
+    assert result.exit_code == 0, result.output
+    settings = load_settings(tmp_path)
+    layout = StackLayout(settings.data_dir)
+    spec = process_of("alertmanager", settings, {}, layout)
+    assert calls == [(spec.argv[0], spec.argv, calls[0][2])]
+    files = config_files(layout)
+    assert files.webhook_url.read_text() == "http://chat.example/hook"
+    assert yaml.safe_load(files.alertmanager.read_text())["receivers"][0]["slack_configs"][0][
+        "api_url_file"
+    ] == str(files.webhook_url)
+    assert "scrape_configs" in yaml.safe_load(files.prometheus.read_text())
+    bad = CliRunner().invoke(main, ["monitor", "exec", "grafana"])
+    assert bad.exit_code != 0 and "no monitoring service" in bad.output

@@ -72,3 +72,27 @@ def exporter_command() -> None:
         stop.wait()
     except KeyboardInterrupt:
         pass
+
+
+@monitor_group.command("exec")
+@click.argument("name")
+def exec_command(name: str) -> None:
+    """Run the monitoring service NAME as the native stack does: write the generated configuration, then
+    replace this process with the service's own (docker-compose.yaml's monitoring containers)."""
+    from fraudops.config.settings import load_settings
+    from fraudops.secrets import mounted_secrets
+    from fraudops.stack import monitoring
+    from fraudops.stack.layout import StackLayout
+
+    settings = load_settings()
+    # the container mounts only the env files this service reads
+    secrets = mounted_secrets(settings.env_dir)
+    layout = StackLayout(settings.data_dir)
+    try:
+        spec = monitoring.process_of(name, settings, secrets, layout)
+    except KeyError as exc:
+        raise click.BadParameter(str(exc.args[0]), param_hint="NAME") from None
+    monitoring.prepare(settings, secrets, layout)
+    if spec.cwd is not None:
+        os.chdir(spec.cwd)
+    os.execvpe(spec.argv[0], spec.argv, {**os.environ, **spec.env})

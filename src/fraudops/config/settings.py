@@ -75,6 +75,17 @@ class Hosts(StrictModel):
     statsd: str = ""
     # what the console's operational panels ask
     prometheus: str = ""
+    # where Prometheus scrapes each target (compose: its container's name)
+    alertmanager: str = ""
+    flower: str = ""
+    postgres_exporter: str = ""
+    redis_exporter: str = ""
+    statsd_exporter: str = ""
+    platform_exporter: str = ""
+    scorer: str = ""
+    producer: str = ""
+    # the brokers' JMX exporter agents, one host per entry of stack.ports.kafka_jmx; empty: stack.host
+    kafka_jmx: list[str] = Field(default_factory=list)
 
 
 class Versions(StrictModel):
@@ -252,6 +263,15 @@ class Settings(BaseSettings):
     def host_of(self, service: str) -> str:
         return getattr(self.stack.hosts, service) or self.stack.host
 
+    @property
+    def kafka_jmx_hosts(self) -> list[str]:
+        """The host of each broker's JMX exporter agent, in the order of ``stack.ports.kafka_jmx``."""
+        hosts = self.stack.hosts.kafka_jmx
+        ports = self.stack.ports.kafka_jmx
+        if hosts and len(hosts) != len(ports):
+            raise ValueError(f"stack.hosts.kafka_jmx names {len(hosts)} hosts for {len(ports)} JMX ports")
+        return hosts or [self.stack.host] * len(ports)
+
     # -- derived endpoints -------------------------------------------------------------------------
     @property
     def kafka_bootstrap_servers(self) -> str:
@@ -287,7 +307,7 @@ class Settings(BaseSettings):
 
     @property
     def flower_url(self) -> str:
-        return f"http://{self.host_of('airflow')}:{self.stack.ports.flower}"
+        return f"http://{self.host_of('flower')}:{self.stack.ports.flower}"
 
 
 def find_project_root(start: Path | None = None) -> Path:

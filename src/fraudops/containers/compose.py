@@ -73,6 +73,7 @@ def compose_environment(settings: Settings, base: Mapping[str, str] | None = Non
             "FRAUDOPS_DOCKER__BASE_IMAGE": settings.docker.base_image,
             "FRAUDOPS_DOCKER__GO_VERSION": settings.docker.go_version,
             "FRAUDOPS_STACK__VERSIONS__MINIO": settings.stack.versions.minio,
+            "FRAUDOPS_STACK__VERSIONS__STATSD_EXPORTER": settings.stack.versions.statsd_exporter,
             "FRAUDOPS_STACK__PORTS__POSTGRES": str(ports.postgres),
             "FRAUDOPS_STACK__PORTS__REDIS": str(ports.redis),
             "FRAUDOPS_STACK__PORTS__MINIO_API": str(ports.minio_api),
@@ -84,6 +85,12 @@ def compose_environment(settings: Settings, base: Mapping[str, str] | None = Non
             "FRAUDOPS_STACK__PORTS__SPARK_UI": str(ports.spark_ui),
             "FRAUDOPS_STACK__PORTS__SPARK_MASTER": str(ports.spark_master),
             "FRAUDOPS_STACK__PORTS__SPARK_MASTER_UI": str(ports.spark_master_ui),
+            "FRAUDOPS_STACK__PORTS__PROMETHEUS": str(ports.prometheus),
+            "FRAUDOPS_STACK__PORTS__ALERTMANAGER": str(ports.alertmanager),
+            "FRAUDOPS_STACK__PORTS__POSTGRES_EXPORTER": str(ports.postgres_exporter),
+            "FRAUDOPS_STACK__PORTS__REDIS_EXPORTER": str(ports.redis_exporter),
+            "FRAUDOPS_STACK__PORTS__STATSD_EXPORTER": str(ports.statsd_exporter),
+            "FRAUDOPS_STACK__PORTS__PLATFORM_EXPORTER": str(ports.platform_exporter),
             **{f"KAFKA_{n}_PORT": str(port) for n, port in enumerate(ports.kafka, start=1)},
         }
     )

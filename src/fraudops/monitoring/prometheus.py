@@ -72,40 +72,43 @@ class ConfigFiles:
         return self.folder / "flower-password"
 
 
-def _addr(settings: Settings, port: int, service: str | None = None) -> str:
-    host = settings.host_of(service) if service else settings.stack.host
-    return f"{host}:{port}"
+def _addr(settings: Settings, port: int, service: str) -> str:
+    return f"{settings.host_of(service)}:{port}"
 
 
 def scrape_jobs(settings: Settings, files: ConfigFiles, flower_user: str) -> list[ScrapeJob]:
-    """Every target Prometheus scrapes, from the ports in ``stack.ports``."""
+    """Every target Prometheus scrapes: the ports of ``stack.ports`` on the hosts of ``stack.hosts`` (all
+    ``stack.host`` natively, the containers' names in compose)."""
     p = settings.stack.ports
     return [
-        ScrapeJob("prometheus", [_addr(settings, p.prometheus)]),
-        ScrapeJob("alertmanager", [_addr(settings, p.alertmanager)]),
-        ScrapeJob("postgres", [_addr(settings, p.postgres_exporter)]),
-        ScrapeJob("redis", [_addr(settings, p.redis_exporter)]),
+        ScrapeJob("prometheus", [_addr(settings, p.prometheus, "prometheus")]),
+        ScrapeJob("alertmanager", [_addr(settings, p.alertmanager, "alertmanager")]),
+        ScrapeJob("postgres", [_addr(settings, p.postgres_exporter, "postgres_exporter")]),
+        ScrapeJob("redis", [_addr(settings, p.redis_exporter, "redis_exporter")]),
         # MinIO's own endpoint, public on loopback (MINIO_PROMETHEUS_AUTH_TYPE=public)
         ScrapeJob("minio", [_addr(settings, p.minio_api, "minio")], "/minio/v2/metrics/cluster"),
         ScrapeJob(
             "flower",
-            [_addr(settings, p.flower, "airflow")],
+            [_addr(settings, p.flower, "flower")],
             basic_auth=(flower_user, str(files.flower_password)),
         ),
         ScrapeJob("mlflow", [_addr(settings, p.mlflow, "mlflow")]),
-        ScrapeJob("kafka", [_addr(settings, port) for port in p.kafka_jmx]),
+        ScrapeJob(
+            "kafka",
+            [f"{host}:{port}" for host, port in zip(settings.kafka_jmx_hosts, p.kafka_jmx, strict=True)],
+        ),
         # Airflow's StatsD metrics, through statsd_exporter
-        ScrapeJob("airflow", [_addr(settings, p.statsd_exporter)]),
+        ScrapeJob("airflow", [_addr(settings, p.statsd_exporter, "statsd_exporter")]),
         # champion version, last retraining run, drift (fraudops.monitoring.platform)
-        ScrapeJob("platform", [_addr(settings, p.platform_exporter)]),
-        ScrapeJob("scorer", [_addr(settings, p.scorer_metrics)]),
-        ScrapeJob("producer", [_addr(settings, p.producer_metrics)]),
+        ScrapeJob("platform", [_addr(settings, p.platform_exporter, "platform_exporter")]),
+        ScrapeJob("scorer", [_addr(settings, p.scorer_metrics, "scorer")]),
+        ScrapeJob("producer", [_addr(settings, p.producer_metrics, "producer")]),
     ]
 
 
 def prometheus_config(settings: Settings, files: ConfigFiles, flower_user: str) -> dict[str, Any]:
     m = settings.monitoring
-    alertmanager = _addr(settings, settings.stack.ports.alertmanager)
+    alertmanager = _addr(settings, settings.stack.ports.alertmanager, "alertmanager")
     return {
         "global": {"scrape_interval": m.scrape_interval, "evaluation_interval": m.evaluation_interval},
         "rule_files": [str(files.rules)],

@@ -7,7 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from fraudops.config.settings import Settings
@@ -73,18 +73,19 @@ def listed_jobs(settings: Settings, layout: StackLayout) -> list[ScrapeJob]:
     return scrape_jobs(settings, config_files(layout), FLOWER_USER)
 
 
-def monitoring_services(
+def _service_builders(
     settings: Settings, secrets: Mapping[str, str], layout: StackLayout
-) -> list[tuple[ProcessSpec, health.Probe, str]]:
-    """(process, health probe, URL) of each monitoring service, in start order."""
+) -> dict[str, Callable[[], tuple[ProcessSpec, health.Probe, str]]]:
+    """Each monitoring service's (process, health probe, URL), built on demand: a container runs one of
+    them and holds only that one's secrets."""
     host, ports = settings.stack.host, settings.stack.ports
     files = config_files(layout)
-    prometheus_url = f"http://{host}:{ports.prometheus}"
-    alertmanager_url = f"http://{host}:{ports.alertmanager}"
-    # Debian's exporter (lib/pq) asks for TLS by default; the stack's Postgres listens on loopback without it
-    postgres_dsn = monitor_dsn(settings, secrets) + "?sslmode=disable"
-    return [
-        (
+    # where the servers are reached; their listeners bind stack.host (0.0.0.0 in compose)
+    prometheus_url = f"http://{settings.host_of('prometheus')}:{ports.prometheus}"
+    alertmanager_url = f"http://{settings.host_of('alertmanager')}:{ports.alertmanager}"
+
+    def prometheus() -> tuple[ProcessSpec, health.Probe, str]:
+        return (
             ProcessSpec(
                 "prometheus",
                 [
@@ -98,8 +99,10 @@ def monitoring_services(
             ),
             health.guarded(lambda: health.http(f"{prometheus_url}/-/ready")),
             f"{prometheus_url} (targets: {prometheus_url}/targets)",
-        ),
-        (
+        )
+
+    def alertmanager() -> tuple[ProcessSpec, health.Probe, str]:
+        return (
             ProcessSpec(
                 "alertmanager",
                 [
@@ -114,31 +117,42 @@ def monitoring_services(
             ),
             health.guarded(lambda: health.http(f"{alertmanager_url}/-/ready")),
             alertmanager_url,
-        ),
-        (
+        )
+
+    def postgres_exporter() -> tuple[ProcessSpec, health.Probe, str]:
+        # Debian's exporter (lib/pq) asks for TLS by default; the stack's Postgres listens without it
+        postgres_dsn = monitor_dsn(settings, secrets) + "?sslmode=disable"
+        url = f"http://{settings.host_of('postgres_exporter')}:{ports.postgres_exporter}/metrics"
+        return (
             ProcessSpec(
                 "postgres-exporter",
                 [PACKAGES["postgres-exporter"][1], f"--web.listen-address={host}:{ports.postgres_exporter}"],
                 # in the environment, so the password never shows in `ps`
                 env={"DATA_SOURCE_NAME": postgres_dsn},
             ),
-            health.guarded(lambda: health.http(f"http://{host}:{ports.postgres_exporter}/metrics")),
-            f"http://{host}:{ports.postgres_exporter}/metrics",
-        ),
-        (
+            health.guarded(lambda: health.http(url)),
+            url,
+        )
+
+    def redis_exporter() -> tuple[ProcessSpec, health.Probe, str]:
+        url = f"http://{settings.host_of('redis_exporter')}:{ports.redis_exporter}/metrics"
+        return (
             ProcessSpec(
                 "redis-exporter",
                 [
                     PACKAGES["redis-exporter"][1],
                     f"-web.listen-address={host}:{ports.redis_exporter}",
-                    f"-redis.addr=redis://{host}:{ports.redis}",
+                    f"-redis.addr=redis://{settings.host_of('redis')}:{ports.redis}",
                 ],
                 env={"REDIS_PASSWORD": secrets["REDIS_PASSWORD"]},
             ),
-            health.guarded(lambda: health.http(f"http://{host}:{ports.redis_exporter}/metrics")),
-            f"http://{host}:{ports.redis_exporter}/metrics",
-        ),
-        (
+            health.guarded(lambda: health.http(url)),
+            url,
+        )
+
+    def statsd_exporter() -> tuple[ProcessSpec, health.Probe, str]:
+        url = f"http://{settings.host_of('statsd_exporter')}:{ports.statsd_exporter}/metrics"
+        return (
             ProcessSpec(
                 "statsd-exporter",
                 [
@@ -150,19 +164,57 @@ def monitoring_services(
                     f"--statsd.mapping-config={settings.path(STATSD_MAPPING)}",
                 ],
             ),
-            health.guarded(lambda: health.http(f"http://{host}:{ports.statsd_exporter}/metrics")),
-            f"http://{host}:{ports.statsd_exporter}/metrics (Airflow's StatsD on udp {host}:{ports.statsd})",
-        ),
-        (
+            health.guarded(lambda: health.http(url)),
+            f"{url} (Airflow's StatsD on udp {settings.host_of('statsd')}:{ports.statsd})",
+        )
+
+    def platform_exporter() -> tuple[ProcessSpec, health.Probe, str]:
+        url = f"http://{settings.host_of('platform_exporter')}:{ports.platform_exporter}/metrics"
+        return (
             ProcessSpec(
                 "platform-exporter",
                 [str(Path(sys.executable).parent / "fraudops"), "monitor", "exporter"],
                 cwd=settings.project_root,
             ),
-            health.guarded(lambda: health.http(f"http://{host}:{ports.platform_exporter}/metrics")),
-            f"http://{host}:{ports.platform_exporter}/metrics (champion, last retraining, drift)",
-        ),
-    ]
+            health.guarded(lambda: health.http(url)),
+            f"{url} (champion, last retraining, drift)",
+        )
+
+    return {
+        "prometheus": prometheus,
+        "alertmanager": alertmanager,
+        "postgres-exporter": postgres_exporter,
+        "redis-exporter": redis_exporter,
+        "statsd-exporter": statsd_exporter,
+        "platform-exporter": platform_exporter,
+    }
+
+
+# the monitoring services, in start order (docker-compose.yaml has one container of each name)
+MONITORING_NAMES: tuple[str, ...] = (
+    "prometheus",
+    "alertmanager",
+    "postgres-exporter",
+    "redis-exporter",
+    "statsd-exporter",
+    "platform-exporter",
+)
+
+
+def monitoring_services(
+    settings: Settings, secrets: Mapping[str, str], layout: StackLayout
+) -> list[tuple[ProcessSpec, health.Probe, str]]:
+    """(process, health probe, URL) of each monitoring service, in start order."""
+    builders = _service_builders(settings, secrets, layout)
+    return [builders[name]() for name in MONITORING_NAMES]
+
+
+def process_of(name: str, settings: Settings, secrets: Mapping[str, str], layout: StackLayout) -> ProcessSpec:
+    """The native stack's process of the monitoring service ``name`` (``fraudops monitor exec``)."""
+    builders = _service_builders(settings, secrets, layout)
+    if name not in builders:
+        raise KeyError(f"no monitoring service {name!r}; one of {', '.join(MONITORING_NAMES)}")
+    return builders[name]()[0]
 
 
 def prepare(settings: Settings, secrets: Mapping[str, str], layout: StackLayout) -> None:
