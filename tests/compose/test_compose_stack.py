@@ -29,6 +29,12 @@ from fraudops.stack.airflow_env import FLOWER_USER
 from fraudops.stack.process import command_lines
 from fraudops.stack.services import venv_bin
 from fraudops.topics import layout_mismatches, load_topic_specs
+from prometheus_checks import (
+    assert_exporters_reach_what_they_watch,
+    prometheus_api,
+    wait_for,
+    wait_until_jobs_up,
+)
 
 # state handed from one step of the story to the next
 STORY: dict[str, Any] = {}
@@ -265,25 +271,6 @@ def test_scorer_container_scores_a_stream_and_takes_a_promoted_version(compose_s
     STORY["before_restart"] = _snapshot(ctx)
 
 
-def _prometheus(settings, path: str, **params: str) -> Any:
-    url = f"http://{settings.stack.host}:{settings.stack.ports.prometheus}{path}"
-    body = requests.get(url, params=params, timeout=10).json()
-    assert body["status"] == "success", body
-    return body["data"]
-
-
-def _until(what: str, check: Any, timeout: float, describe: Any = None) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(2)
-    raise AssertionError(
-        f"timed out after {timeout:.0f} s waiting for {what}" + (f": {describe()}" if describe else "")
-    )
-
-
 def test_prometheus_scrapes_every_listed_target_and_alertmanager_is_ready(compose_stack) -> None:
     """The compose Prometheus, configured by `fraudops monitor exec prometheus` from the same settings as
     the native one, scrapes every listed target in the containers (the scorer too, once it runs), and
@@ -294,47 +281,22 @@ def test_prometheus_scrapes_every_listed_target_and_alertmanager_is_ready(compos
     if "before_restart" in STORY:
         required.add("scorer")  # the scoring test left the scorer container running
 
-    def health() -> dict[str, str]:
-        targets = _prometheus(settings, "/api/v1/targets", state="active")["activeTargets"]
-        states: dict[str, str] = {}
-        for target in targets:
-            job = target["labels"]["job"]
-            # a job is up when every one of its targets is (the three brokers' JMX agents)
-            states[job] = "up" if states.get(job, "up") == "up" and target["health"] == "up" else "down"
-        return states
-
-    states = _until(
-        "every required target up",
-        lambda: (s := health()) and all(s.get(j) == "up" for j in required) and s,
-        timeout=120,
-        describe=lambda: str(health()),
-    )
+    states = wait_until_jobs_up(settings, required, timeout=120)
     assert set(states) == {job.name for job in jobs}
-    # each exporter reaches what it watches, in its container, not only itself
-    for query in (
-        "pg_up",
-        "redis_up",
-        "minio_cluster_nodes_online_total",
-        "flower_worker_online",
-        "mlflow_exporter_info",
-        "sum(kafka_controller_kafkacontroller_activecontrollercount)",
-        # Airflow's StatsD through the statsd-exporter container
-        "airflow_scheduler_heartbeat",
-    ):
-        result = _until(query, lambda q=query: _prometheus(settings, "/api/v1/query", query=q)["result"], 60)
-        assert float(result[0]["value"][1]) >= 1, (query, result)
+    # each exporter reaches what it watches, in its container (Airflow's StatsD through statsd-exporter)
+    assert_exporters_reach_what_they_watch(settings, timeout=60)
     # the platform exporter reads the registry of the MLflow container: the champion the story crowned
-    champion = _until(
+    champion = wait_for(
         "the champion's version",
-        lambda: _prometheus(settings, "/api/v1/query", query="fraudops_champion_version")["result"],
+        lambda: prometheus_api(settings, "/api/v1/query", query="fraudops_champion_version")["result"],
         60,
     )
     if "champion" in STORY:
         assert float(champion[0]["value"][1]) >= int(STORY["champion"]), champion
-    kafka = _prometheus(settings, "/api/v1/query", query='up{job="kafka"}')["result"]
+    kafka = prometheus_api(settings, "/api/v1/query", query='up{job="kafka"}')["result"]
     assert len(kafka) == len(settings.stack.ports.kafka_jmx)
     # Prometheus sends alerts to the Alertmanager container, which answers
-    alertmanagers = _prometheus(settings, "/api/v1/alertmanagers")["activeAlertmanagers"]
+    alertmanagers = prometheus_api(settings, "/api/v1/alertmanagers")["activeAlertmanagers"]
     assert [a["url"] for a in alertmanagers] == [
         f"http://alertmanager:{settings.stack.ports.alertmanager}/api/v2/alerts"
     ]

@@ -8,13 +8,11 @@ import json
 import os
 import signal
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-import requests
 
 from fraudops.config.settings import load_settings
 from fraudops.monitoring.metrics import THIRD_PARTY_METRICS
@@ -22,6 +20,12 @@ from fraudops.monitoring.prometheus import WEBHOOK_PATH
 from fraudops.stack import process
 from fraudops.stack.manager import Stack
 from fraudops.stack.monitoring import listed_jobs
+from prometheus_checks import (
+    assert_exporters_reach_what_they_watch,
+    prometheus_api,
+    wait_for,
+    wait_until_jobs_up,
+)
 
 # the victim: a real scrape target whose loss harms nothing else
 VICTIM = "redis-exporter"
@@ -36,68 +40,28 @@ FAST = {
 }
 
 
-def _prometheus(settings: Any, path: str, **params: str) -> Any:
-    url = f"http://{settings.stack.host}:{settings.stack.ports.prometheus}{path}"
-    body = requests.get(url, params=params, timeout=10).json()
-    assert body["status"] == "success", body
-    return body["data"]
-
-
-def _wait(what: str, check: Any, timeout: float, describe: Any = None) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.5)
-    detail = f" ({describe()})" if describe else ""
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{detail}")
-
-
 def test_every_listed_target_is_scraped_and_up(running_stack: Any) -> None:
     settings = running_stack.settings
     jobs = listed_jobs(settings, running_stack.stack.layout)
     required = {job.name for job in jobs if not job.optional}
 
-    def health() -> dict[str, str]:
-        targets = _prometheus(settings, "/api/v1/targets", state="active")["activeTargets"]
-        return {t["labels"]["job"]: t["health"] for t in targets}
-
     # a stack that just came up may not have scraped every target yet, and a broker an earlier test
     # killed and restarted takes a while to serve its JMX agent again
-    states = _wait(
-        "every required target up",
-        lambda: (s := health()) and all(s.get(j) == "up" for j in required) and s,
-        timeout=180,
-        describe=lambda: f"targets now: {health()}",
-    )
+    states = wait_until_jobs_up(settings, required, timeout=180)
     assert set(states) == {job.name for job in jobs}
-    # each exporter reaches what it watches, not only itself
-    for query in (
-        "pg_up",
-        "redis_up",
-        "minio_cluster_nodes_online_total",
-        "flower_worker_online",
-        "mlflow_exporter_info",
-        # one active controller in the KRaft quorum, seen through the brokers' JMX agents
-        "sum(kafka_controller_kafkacontroller_activecontrollercount)",
-        # Airflow's StatsD through statsd_exporter
-        "airflow_scheduler_heartbeat",
-    ):
-        result = _wait(query, lambda q=query: _prometheus(settings, "/api/v1/query", query=q)["result"], 30)
-        assert float(result[0]["value"][1]) >= 1, (query, result)
+    assert_exporters_reach_what_they_watch(settings, timeout=30)
     # what the Grafana dashboards read from the third-party exporters is there
     for job, names in THIRD_PARTY_METRICS.items():
         for name in names:
-            series = _wait(
+            series = wait_for(
                 name,
-                lambda n=name, j=job: _prometheus(settings, "/api/v1/query", query=f'{n}{{job="{j}"}}')[
+                lambda n=name, j=job: prometheus_api(settings, "/api/v1/query", query=f'{n}{{job="{j}"}}')[
                     "result"
                 ],
                 30,
             )
             assert series, name
-    kafka = _prometheus(settings, "/api/v1/query", query='up{job="kafka"}')["result"]
+    kafka = prometheus_api(settings, "/api/v1/query", query='up{job="kafka"}')["result"]
     assert len(kafka) == len(settings.stack.ports.kafka)
 
 
@@ -204,11 +168,11 @@ def test_a_killed_target_pages_the_webhook_and_its_return_resolves(
     settings = running_stack.settings
     host, port = settings.stack.host, settings.stack.ports.redis_exporter
     # the target is scraped and up before the fault
-    _wait(
+    wait_for(
         f"{VICTIM_JOB} up",
         lambda: any(
             t["labels"]["job"] == VICTIM_JOB and t["health"] == "up"
-            for t in _prometheus(settings, "/api/v1/targets")["activeTargets"]
+            for t in prometheus_api(settings, "/api/v1/targets")["activeTargets"]
         ),
         timeout=30,
     )
@@ -216,7 +180,7 @@ def test_a_killed_target_pages_the_webhook_and_its_return_resolves(
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
     try:
-        firing = _wait(
+        firing = wait_for(
             "the ServiceDown message",
             lambda: [t for t in _texts(webhook_receiver) if "[FIRING" in t and f"{host}:{port}" in t],
             timeout=60,
@@ -225,7 +189,7 @@ def test_a_killed_target_pages_the_webhook_and_its_return_resolves(
         assert webhook_receiver[0]["attachments"], webhook_receiver[0]
     finally:
         stack.start([VICTIM])
-    resolved = _wait(
+    resolved = wait_for(
         "the resolution",
         # another alert (an earlier test's restarted broker) may resolve in the meantime: the victim's
         lambda: [
