@@ -1,7 +1,8 @@
 #!/bin/sh
-# Starts `mlflow server "$@"` with the secrets it needs and no others, read from the env folder that compose
-# mounts read-only: the mlflow role's password (env/postgres.env) and the MinIO keys (env/minio.env).
-# They reach the server through the environment (MLFLOW_BACKEND_STORE_URI, AWS_*), never its command line.
+# Starts `mlflow server "$@"` with the secrets it needs and no others, read from the one file compose mounts
+# read-only (env/components/mlflow.env of `make secrets`): the mlflow role's password and its MinIO keys.
+# They reach the server through the environment of this container (MLFLOW_BACKEND_STORE_URI, AWS_*), never
+# its command line.
 set -eu
 
 env_dir="${FRAUDOPS_ENV_DIR:-/opt/fraudops/env}"
@@ -20,10 +21,10 @@ secret() {
     printf '%s' "$value"
 }
 
-db_password="$(secret postgres.env MLFLOW_DB_PASSWORD)"
+db_password="$(secret mlflow.env MLFLOW_DB_PASSWORD)"
 # MLflow's own MinIO user (the artifact bucket only), not the root key
-AWS_ACCESS_KEY_ID="$(secret minio.env MINIO_MLFLOW_USER)"
-AWS_SECRET_ACCESS_KEY="$(secret minio.env MINIO_MLFLOW_SECRET_KEY)"
+AWS_ACCESS_KEY_ID="$(secret mlflow.env MINIO_MLFLOW_USER)"
+AWS_SECRET_ACCESS_KEY="$(secret mlflow.env MINIO_MLFLOW_SECRET_KEY)"
 MLFLOW_BACKEND_STORE_URI="postgresql+psycopg2://${MLFLOW_DB_USER:-mlflow}:${db_password}@${MLFLOW_DB_HOST:-postgres}:${MLFLOW_DB_PORT:-5432}/${MLFLOW_DB_NAME:-mlflow}"
 export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY MLFLOW_BACKEND_STORE_URI
 unset db_password

@@ -34,15 +34,21 @@ def redis_url(settings: Settings, secrets: Mapping[str, str], database: int = 0)
 
 
 def component_url(
-    settings: Settings, secrets: Mapping[str, str], component: str, driver: str = "postgresql+psycopg2"
+    settings: Settings,
+    secrets: Mapping[str, str],
+    component: str,
+    driver: str = "postgresql+psycopg2",
+    password: bool = True,
 ) -> str:
     """URL of a component's own database, logged in as its own role: ``postgres.databases`` maps the
     component (its role) to its database, as :func:`fraudops.stack.postgres.init_databases` creates
     them. The one builder of these URLs (``driver`` "postgresql" gives a libpq DSN); the password is
-    URL-quoted."""
+    URL-quoted. ``password=False`` leaves it out, for a client that reads it from libpq's PGPASSFILE."""
     database = settings.postgres.databases[component]
-    password = quote(secrets[ROLE_PASSWORDS[component]], safe="")
-    return f"{driver}://{component}:{password}@{_postgres(settings)}/{database}"
+    if not password:
+        return f"{driver}://{component}@{_postgres(settings)}/{database}"
+    quoted = quote(secrets[ROLE_PASSWORDS[component]], safe="")
+    return f"{driver}://{component}:{quoted}@{_postgres(settings)}/{database}"
 
 
 def _role_url(settings: Settings, role: str, password: str, database: str) -> str:

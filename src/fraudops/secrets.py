@@ -3,6 +3,9 @@
 An example line ``KEY=<generate:token>`` becomes ``KEY=<random>`` in the git-ignored ``env/<name>.env``;
 other lines are copied. An existing ``.env`` file is never overwritten, only completed with keys that a newer
 example added, so data encrypted or protected with an old secret stays readable.
+
+For the containers, ``env/components/<component>.env`` holds the keys of :data:`COMPONENT_SECRETS` of one
+component only; docker-compose.yaml gives each container its own component's file and nothing else.
 """
 
 from __future__ import annotations
@@ -17,6 +20,71 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 _GENERATE = re.compile(r"^<generate:(token|fernet)>$")
+COMPONENTS_DIR = "components"
+
+# what Airflow's servers read (fraudops.stack.airflow_env): metadata database, broker, keys, Flower's login
+_AIRFLOW = (
+    "AIRFLOW_DB_PASSWORD",
+    "REDIS_PASSWORD",
+    "AIRFLOW__CORE__FERNET_KEY",
+    "AIRFLOW__API__SECRET_KEY",
+    "AIRFLOW__API_AUTH__JWT_SECRET",
+    "FLOWER_PASSWORD",
+)
+_MINIO_ROOT = ("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD")
+_POSTGRES_SUPERUSER = ("POSTGRES_USER", "POSTGRES_PASSWORD")
+
+# component -> the secret keys it needs, no more: the one table docker-compose.yaml follows (each service
+# mounts env/components/<its component>.env; tests/unit/test_compose.py checks the mapping)
+COMPONENT_SECRETS: dict[str, frozenset[str]] = {
+    # the server initialises its cluster with the superuser's password (it keeps its hash and must check it)
+    "postgres": frozenset(_POSTGRES_SUPERUSER),
+    "redis": frozenset({"REDIS_PASSWORD"}),
+    # MinIO administers its users and policies under the root account; the server cannot run without
+    # knowing it. No client gets it but minio-init.
+    "minio": frozenset(_MINIO_ROOT),
+    # the only client with the superuser: creates the roles with their passwords, the databases and grants
+    "postgres-init": frozenset(
+        {
+            *_POSTGRES_SUPERUSER,
+            "AIRFLOW_DB_PASSWORD",
+            "MLFLOW_DB_PASSWORD",
+            "FRAUD_DB_PASSWORD",
+            "SCORER_DB_PASSWORD",
+            "PIPELINE_DB_PASSWORD",
+            "PRODUCER_DB_PASSWORD",
+            "MONITOR_DB_PASSWORD",
+            "CONSOLE_DB_PASSWORD",
+        }
+    ),
+    # the only client with the root key: creates the buckets, the component users and their policies
+    "minio-init": frozenset(
+        {
+            *_MINIO_ROOT,
+            *(f"MINIO_{c}_{k}" for c in ("MLFLOW", "PIPELINE", "SCORER") for k in ("USER", "SECRET_KEY")),
+        }
+    ),
+    "kafka-init": frozenset(),
+    # migrates the metadata database and sets the admin's password
+    "airflow-init": frozenset({*_AIRFLOW, "AIRFLOW_ADMIN_PASSWORD"}),
+    # api-server, scheduler, dag-processor, triggerer, Flower
+    "airflow": frozenset(_AIRFLOW),
+    # the tasks too: the retraining pipeline's Postgres role and MinIO user (fraudops.context), the drift
+    # check's database role
+    "airflow-worker": frozenset(
+        {*_AIRFLOW, "PIPELINE_DB_PASSWORD", "MINIO_PIPELINE_USER", "MINIO_PIPELINE_SECRET_KEY"}
+    ),
+    "mlflow": frozenset({"MLFLOW_DB_PASSWORD", "MINIO_MLFLOW_USER", "MINIO_MLFLOW_SECRET_KEY"}),
+    "scorer": frozenset({"SCORER_DB_PASSWORD", "MINIO_SCORER_USER", "MINIO_SCORER_SECRET_KEY"}),
+    "console": frozenset({"CONSOLE_DB_PASSWORD"}),
+    "prometheus": frozenset({"FLOWER_PASSWORD"}),
+    "alertmanager": frozenset({"ALERT_WEBHOOK_URL"}),
+    "postgres-exporter": frozenset({"MONITOR_DB_PASSWORD"}),
+    "redis-exporter": frozenset({"REDIS_PASSWORD"}),
+    "statsd-exporter": frozenset(),
+    # reads the last DAG runs from Airflow's REST API (as its admin) and drift reports as the monitor role
+    "platform-exporter": frozenset({"AIRFLOW_ADMIN_PASSWORD", "MONITOR_DB_PASSWORD"}),
+}
 
 
 def _generate(kind: str) -> str:
@@ -74,8 +142,42 @@ def ensure_secrets(env_dir: Path) -> dict[str, list[str]]:
     return report
 
 
+def component_secrets(secrets: Mapping[str, str], component: str) -> dict[str, str]:
+    """The secrets ``component`` needs, from all of them (a missing key fails: the table names a key no
+    example defines)."""
+    return {key: secrets[key] for key in sorted(COMPONENT_SECRETS[component])}
+
+
+def component_file(env_dir: Path, component: str) -> Path:
+    return env_dir / COMPONENTS_DIR / f"{component}.env"
+
+
+def write_component_secrets(env_dir: Path) -> list[Path]:
+    """``env/components/<component>.env`` (mode 600, git-ignored) for every component of
+    :data:`COMPONENT_SECRETS`, from the generated ``env/*.env``; rewritten each time, so they follow them."""
+    secrets = load_secrets(env_dir)
+    folder = env_dir / COMPONENTS_DIR
+    folder.mkdir(mode=0o700, exist_ok=True)
+    written = []
+    for component in COMPONENT_SECRETS:
+        path = component_file(env_dir, component)
+        lines = [f"{key}={value}\n" for key, value in component_secrets(secrets, component).items()]
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"# {component}'s secrets, from env/*.env (`make secrets`); keep private, never commit\n")
+            f.writelines(lines)
+        path.chmod(0o600)
+        written.append(path)
+    return written
+
+
 def load_secrets(env_dir: Path) -> Mapping[str, str]:
-    """All generated secrets, as one read-only mapping. Fails clearly when they were never generated."""
+    """All generated secrets, as one read-only mapping. Fails clearly when they were never generated.
+
+    In a container, whose env folder holds only its component's file (no example beside it), the secrets
+    of that file: a component reads only what compose gave it."""
+    if not any(env_dir.glob("*.env.example")):
+        return mounted_secrets(env_dir)
     values: dict[str, str] = {}
     for _, target in _env_files(env_dir):
         if not target.exists():

@@ -17,7 +17,7 @@ from fraudops.config.settings import Settings, load_settings
 from fraudops.containers.compose import Compose, state_dir
 from fraudops.containers.engine import ensure_engine, stop_engine
 from fraudops.context import Context
-from fraudops.secrets import ensure_secrets, load_secrets
+from fraudops.secrets import ensure_secrets, load_secrets, write_component_secrets
 
 PROJECT = "fraudops-compose-test"
 
@@ -41,6 +41,8 @@ def compose_stack() -> Iterator[ComposeStack]:
     settings = base.model_copy(update={"docker": base.docker.model_copy(update={"project": PROJECT})})
     started_engine = ensure_engine(state_dir(settings))
     ensure_secrets(settings.env_dir)
+    # each container mounts its own component's file (docker-compose.yaml)
+    write_component_secrets(settings.env_dir)
     compose = Compose(settings)
     compose.down(volumes=True)  # what an earlier, interrupted session left
     compose.build()

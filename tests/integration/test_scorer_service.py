@@ -5,6 +5,7 @@ started."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -62,6 +63,18 @@ def isolated_service(running_stack, tmp_path, monkeypatch):
         delete_model(settings.mlflow_tracking_uri, model)
 
 
+def _no_secret_in_the_environment_of_the_scorer(running_stack, stack) -> None:
+    """The supervisor, the Python driver and its Spark JVM inherit no secret: the driver reads env/ itself
+    and hands Spark its S3A keys in-process."""
+    values = [v for k, v in running_stack.secrets.items() if re.search(r"PASSWORD|SECRET|_KEY$", k) and v]
+    family = process.descendants({process.running_pid(stack.layout, SERVICE)})
+    lines = process.command_lines()
+    assert any("java" in lines.get(pid, "") for pid in family), "no Spark JVM under the scorer's supervisor"
+    environs = [process.environ_of(pid) or {} for pid in family]
+    assert all(not any(v in "\n".join(env.values()) for v in values) for env in environs)
+    assert any(env.get("PYTHONUNBUFFERED") == "1" for env in environs), "the environments were not read"
+
+
 def _status_row(stack):
     return next(r for r in stack.status() if r.name == SERVICE)
 
@@ -75,6 +88,7 @@ def test_metrics_then_a_crash_restarted_and_a_dead_one_reported(running_stack, i
     assert _status_row(stack).health.ok
     # one scorer start serves both checks (a start costs most of a minute)
     check_scorer_metrics(running_stack, *isolated_service[1:])
+    _no_secret_in_the_environment_of_the_scorer(running_stack, stack)
 
     os.kill(first.child_pid, signal.SIGKILL)  # the scorer itself dies; its supervisor stays
     deadline, seen_crash_in_status = time.monotonic() + 240, False

@@ -24,7 +24,7 @@ import yaml
 from fraudops.cli import main as cli_main
 from fraudops.config.settings import CONFIG_FILE, Settings, load_settings
 from fraudops.containers.compose import ONE_SHOT
-from fraudops.secrets import ensure_secrets
+from fraudops.secrets import COMPONENT_SECRETS, ensure_secrets, write_component_secrets
 from fraudops.stack import SERVICE_NAMES
 from fraudops.stack.airflow_env import airflow_environment, airflow_home
 from fraudops.stack.kafka_nodes import DURABILITY, LOG4J2
@@ -50,13 +50,36 @@ VENDOR_TARGETS = {
     "minio": "minio",
     **dict.fromkeys(KAFKA_NODES, "kafka"),
 }
-# the monitoring containers that read a secret, and the one env file each mounts (nothing else of env/)
-MONITORING_ENV_FILES = {
-    "prometheus": "airflow.env",
-    "alertmanager": "alertmanager.env",
-    "postgres-exporter": "postgres.env",
-    "redis-exporter": "redis.env",
+# every container -> its component of fraudops.secrets.COMPONENT_SECRETS, whose file
+# (env/components/<component>.env) is all of env/ it gets; None: no secret at all
+AIRFLOW_SERVERS = (
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "flower",
+)
+SERVICE_COMPONENTS: dict[str, str | None] = {
+    "postgres": "postgres",
+    "redis": "redis",
+    "minio": "minio",
+    **dict.fromkeys(KAFKA_NODES),
+    "postgres-init": "postgres-init",
+    "minio-init": "minio-init",
+    "kafka-init": "kafka-init",
+    "airflow-init": "airflow-init",
+    "mlflow": "mlflow",
+    **dict.fromkeys(AIRFLOW_SERVERS, "airflow"),
+    "airflow-worker": "airflow-worker",
+    **dict.fromkeys(SPARK_DAEMONS),
+    "spark-scorer": "scorer",
+    "console": "console",
+    **{name: name for name in MONITORING_NAMES},
 }
+# vendor images take their secrets as env_file (their own interface: POSTGRES_*, MINIO_ROOT_*, ...)
+ENV_FILE_SERVICES = ("postgres", "redis", "minio")
+# what a container may mount from env/ beside its component's file: the console's people (scrypt hashes)
+NOT_SECRET_MOUNTS = {"console": ["./env/console-users.json:/opt/fraudops/env/console-users.json:ro"]}
 PORT_RE = re.compile(r"^127\.0\.0\.1:\$\{(?P<var>[A-Z0-9_]+):-(?P<default>\d+)\}:(?P<container>\d+)$")
 
 
@@ -210,24 +233,90 @@ def test_no_secret_in_compose_file(compose: dict[str, Any]) -> None:
                 )
 
 
-def test_secrets_come_from_env_folder(services: dict[str, dict[str, Any]]) -> None:
-    examples = {p.name.removesuffix(".example") for p in (REPO / "env").glob("*.env.example")}
-    for name in ("postgres", "redis", "minio"):
-        env_files = services[name].get("env_file")
+def _env_mounts(service: dict[str, Any]) -> list[str]:
+    return [str(v) for v in service.get("volumes", []) if str(v).startswith("./env")]
+
+
+def test_each_container_gets_only_its_own_component_secrets(services: dict[str, dict[str, Any]]) -> None:
+    """One file per component (env/components/<component>.env of `make secrets`): vendor images take it as
+    env_file, our containers mount that single file read-only; nothing else of env/ reaches a container."""
+    assert set(SERVICE_COMPONENTS) == set(services)
+    assert {c for c in SERVICE_COMPONENTS.values() if c} == set(COMPONENT_SECRETS)
+    for name, component in SERVICE_COMPONENTS.items():
+        service = services[name]
+        env_files = service.get("env_file") or []
         env_files = [env_files] if isinstance(env_files, str) else env_files
-        assert env_files, f"{name} needs its env_file"
-        for env_file in env_files:
-            assert PurePosixPath(env_file).parent == PurePosixPath("env") and Path(env_file).name in examples
-    # everything else reads env/ itself, mounted read-only; no other service gets env_file entries
-    for name, service in services.items():
-        if name in ("postgres", "redis", "minio", *SPARK_DAEMONS, "statsd-exporter") or name.startswith(
-            "kafka-"
-        ):
-            continue
-        if name in MONITORING_ENV_FILES:
-            continue  # one file each: test_monitoring_containers_mount_only_their_env_file
-        assert "env_file" not in service, name
-        assert f"./env:{HOME_IN_IMAGE}/env:ro" in service["volumes"], f"{name} must mount ./env read-only"
+        mounts = [m for m in _env_mounts(service) if m not in NOT_SECRET_MOUNTS.get(name, [])]
+        if component is None or not COMPONENT_SECRETS[component]:
+            assert env_files == [] and mounts == [], name
+        elif name in ENV_FILE_SERVICES:
+            assert env_files == [f"./env/components/{component}.env"] and mounts == [], name
+        else:
+            assert env_files == [], name
+            assert mounts == [f"./env/components/{component}.env:{HOME_IN_IMAGE}/env/{component}.env:ro"], (
+                name
+            )
+
+
+def test_the_superuser_and_root_keys_reach_only_the_init_steps_and_their_servers() -> None:
+    def holders(key: str) -> set[str]:
+        return {n for n, c in SERVICE_COMPONENTS.items() if c and key in COMPONENT_SECRETS[c]}
+
+    assert holders("POSTGRES_PASSWORD") == {"postgres", "postgres-init"}
+    assert holders("MINIO_ROOT_PASSWORD") == {"minio", "minio-init"}
+    assert holders("AIRFLOW_ADMIN_PASSWORD") == {"airflow-init", "platform-exporter"}
+    # every key of the table is one the examples define
+    defined = {
+        line.split("=", 1)[0]
+        for example in (REPO / "env").glob("*.env.example")
+        for line in example.read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    }
+    assert set().union(*COMPONENT_SECRETS.values()) <= defined
+
+
+class _Reads(dict):
+    """Secrets that record which keys a function read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.read: set[str] = set()
+
+    def __getitem__(self, key: str) -> str:
+        self.read.add(key)
+        return "x"
+
+    def get(self, key: str, default: Any = None) -> str:  # type: ignore[override]
+        self.read.add(key)
+        return "x"
+
+
+def test_no_container_gets_a_key_it_does_not_read(
+    services: dict[str, dict[str, Any]], settings: Settings, tmp_path: Path
+) -> None:
+    """The Airflow servers' and the monitoring containers' components are exactly what their code reads."""
+    from fraudops.monitoring.prometheus import ConfigFiles, write_configs
+    from fraudops.stack.airflow_env import airflow_process_environment
+    from fraudops.stack.monitoring import process_of, write_secret_files
+
+    inside = _settings_in_container(services["airflow-scheduler"])
+    airflow = _Reads()
+    airflow_environment(inside, airflow)
+    airflow_process_environment(inside, airflow)
+    assert airflow.read == COMPONENT_SECRETS["airflow"]
+    layout = StackLayout(tmp_path / "stack")
+    for name in ("postgres-exporter", "redis-exporter", "statsd-exporter"):
+        reads = _Reads()
+        process_of(name, inside, reads, layout)
+        write_secret_files(name, inside, reads, layout)
+        assert reads.read == COMPONENT_SECRETS[name], name
+    # Prometheus and Alertmanager share one preparation: each reads one key of the two
+    reads = _Reads()
+    write_configs(settings, reads, ConfigFiles(tmp_path / "monitoring"), "flower")
+    assert reads.read == COMPONENT_SECRETS["prometheus"] | COMPONENT_SECRETS["alertmanager"]
+    # the MLflow image's entrypoint reads its three keys from its own file
+    entrypoint = (REPO / "mlflow" / "entrypoint.sh").read_text()
+    assert set(re.findall(r"secret mlflow\.env (\w+)", entrypoint)) == COMPONENT_SECRETS["mlflow"]
 
 
 # --------------------------------------------------------------------------------------- docker-compose
@@ -237,6 +326,7 @@ def _project_copy(tmp_path: Path) -> Path:
     for example in (REPO / "env").glob("*.env.example"):
         shutil.copy(example, tmp_path / "env" / example.name)
     ensure_secrets(tmp_path / "env")
+    write_component_secrets(tmp_path / "env")
     shutil.copy(COMPOSE_FILE, tmp_path / COMPOSE_FILE.name)
     for entry in REPO.iterdir():
         if entry.name not in {"env", COMPOSE_FILE.name, ".git", ".venv", ".stack", ".env"}:
@@ -836,29 +926,6 @@ def test_monitoring_containers_run_the_native_processes(
         assert f"http://localhost:{port}{path}" in service["healthcheck"]["test"], name
         assert _settings_in_container(service).stack.host == "0.0.0.0", name
         assert f"./configs:{HOME_IN_IMAGE}/configs:ro" in service["volumes"], name
-
-
-def test_monitoring_containers_mount_only_their_env_file(services: dict[str, dict[str, Any]]) -> None:
-    examples = {p.name.removesuffix(".example") for p in (REPO / "env").glob("*.env.example")}
-    for name in MONITORING_NAMES:
-        mounts = [str(v) for v in services[name]["volumes"] if str(v).startswith("./env")]
-        if name in MONITORING_ENV_FILES:
-            env_file = MONITORING_ENV_FILES[name]
-            assert env_file in examples
-            assert mounts == [f"./env/{env_file}:{HOME_IN_IMAGE}/env/{env_file}:ro"], name
-        elif name == "statsd-exporter":
-            assert mounts == [], name
-        else:
-            assert mounts == [f"./env:{HOME_IN_IMAGE}/env:ro"], name
-    # what each reads is in its file
-    for name, key in (
-        ("prometheus", "FLOWER_PASSWORD"),
-        ("alertmanager", "ALERT_WEBHOOK_URL"),
-        ("postgres-exporter", "MONITOR_DB_PASSWORD"),
-        ("redis-exporter", "REDIS_PASSWORD"),
-    ):
-        example = (REPO / "env" / f"{MONITORING_ENV_FILES[name]}.example").read_text()
-        assert re.search(rf"(?m)^{key}=", example), (name, key)
 
 
 def test_prometheus_scrapes_the_containers_by_name(

@@ -92,17 +92,47 @@ def test_no_secret_on_a_command_line() -> None:
         assert not any(s in " ".join(spec.argv) for s in SECRETS.values() if s), spec.name
 
 
-def test_the_postgres_exporter_gets_a_libpq_url_without_tls() -> None:
+def test_the_postgres_exporter_gets_a_libpq_address_without_tls_and_its_password_from_a_file(
+    tmp_path: Path,
+) -> None:
     from urllib.parse import parse_qs, urlsplit
 
+    from fraudops.stack.monitoring import write_secret_files
+
     settings = load_settings()
-    services = monitoring_services(settings, SECRETS, StackLayout(Path("/x")))
-    env = {spec.name: spec.env for spec, _, _ in services}
-    url = urlsplit(env["postgres-exporter"]["DATA_SOURCE_NAME"])
-    assert url.scheme == "postgresql" and url.port == settings.stack.ports.postgres and " " not in url.path
+    layout = StackLayout(tmp_path)
+    services = monitoring_services(settings, SECRETS, layout)
+    env = {spec.name: spec.env for spec, _, _ in services}["postgres-exporter"]
+    # the exporter builds postgresql://USER:PASS@URI from these
+    url = urlsplit("postgresql://" + env["DATA_SOURCE_URI"])
+    assert url.port == settings.stack.ports.postgres and url.path == "/postgres"
     assert parse_qs(url.query) == {"sslmode": ["disable"]}
-    # the exporter's own pg_monitor role, never the superuser
-    assert url.username == settings.postgres.monitor_role and url.password == "monitor-secret"
+    # the exporter's own pg_monitor role, never the superuser; no password in the environment
+    assert env["DATA_SOURCE_USER"] == settings.postgres.monitor_role
+    assert not any(value in env.values() for value in SECRETS.values() if value)
+    write_secret_files("postgres-exporter", settings, SECRETS, layout)
+    password_file = Path(env["DATA_SOURCE_PASS_FILE"])
+    assert password_file.read_text().strip() == "monitor-secret"
+    assert password_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_the_redis_exporter_reads_its_password_from_a_file_keyed_by_its_address(tmp_path: Path) -> None:
+    import json
+
+    from fraudops.stack.monitoring import write_secret_files
+
+    settings = load_settings()
+    layout = StackLayout(tmp_path)
+    spec = {spec.name: spec for spec, _, _ in monitoring_services(settings, SECRETS, layout)}[
+        "redis-exporter"
+    ]
+    flags = dict(a.lstrip("-").split("=", 1) for a in spec.argv[1:])
+    assert not any(value in spec.env.values() for value in SECRETS.values() if value)
+    write_secret_files("redis-exporter", settings, SECRETS, layout)
+    # the exporter looks the password up by the very address it scrapes
+    assert json.loads(Path(flags["redis.password-file"]).read_text()) == {
+        flags["redis.addr"]: SECRETS["REDIS_PASSWORD"]
+    }
 
 
 def test_the_webhook_url_is_read_from_a_private_file(tmp_path: Path) -> None:
@@ -141,10 +171,10 @@ def test_listed_jobs_mark_only_the_scorer_and_producer_optional() -> None:
     assert {j.name for j in jobs if j.optional} == {"scorer", "producer"}
 
 
-def test_a_container_runs_the_native_process_of_its_name() -> None:
+def test_a_container_runs_the_native_process_of_its_name(tmp_path: Path) -> None:
     """`fraudops monitor exec NAME` (docker-compose.yaml) runs exactly the native stack's process of NAME,
     and builds only that one: a container holds only the secrets its own service reads."""
-    from fraudops.stack.monitoring import MONITORING_NAMES, process_of
+    from fraudops.stack.monitoring import MONITORING_NAMES, process_of, write_secret_files
 
     settings = load_settings()
     layout = StackLayout(Path("/x"))
@@ -152,9 +182,11 @@ def test_a_container_runs_the_native_process_of_its_name() -> None:
     assert tuple(native) == MONITORING_NAMES
     for name in MONITORING_NAMES:
         assert process_of(name, settings, SECRETS, layout) == native[name]
-    # the Redis exporter's container has env/redis.env only
+    # the Redis exporter's container has env/redis.env only: its process builds (and its password file is
+    # written) from that one secret
     alone = process_of("redis-exporter", settings, {"REDIS_PASSWORD": "r"}, layout)
-    assert alone.env == {"REDIS_PASSWORD": "r"}
+    assert alone.env == {}
+    write_secret_files("redis-exporter", settings, {"REDIS_PASSWORD": "r"}, StackLayout(tmp_path))
     with pytest.raises(KeyError, match="no monitoring service 'grafana'"):
         process_of("grafana", settings, SECRETS, layout)
 

@@ -1,8 +1,18 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from fraudops.secrets import ensure_secrets, load_secrets
+from fraudops.secrets import (
+    COMPONENT_SECRETS,
+    component_file,
+    ensure_secrets,
+    load_secrets,
+    write_component_secrets,
+)
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_generates_fresh_secrets_and_keeps_them(tmp_path) -> None:
@@ -56,3 +66,38 @@ def test_committed_examples_hold_no_literal_password() -> None:
                 key, value = line.split("=", 1)
                 if any(word in key for word in ("PASSWORD", "SECRET", "KEY")):
                     assert value.startswith("<generate:"), f"{example.name}: {key} must be generated"
+
+
+def _generated(tmp_path: Path) -> Path:
+    env = tmp_path / "env"
+    env.mkdir()
+    for example in (REPO / "env").glob("*.env.example"):
+        (env / example.name).write_text(example.read_text())
+    ensure_secrets(env)
+    return env
+
+
+def test_each_component_file_holds_exactly_its_keys_readable_by_the_owner_only(tmp_path) -> None:
+    env = _generated(tmp_path)
+    written = write_component_secrets(env)
+    assert {p.stem for p in written} == set(COMPONENT_SECRETS)
+    everything = load_secrets(env)
+    for component, keys in COMPONENT_SECRETS.items():
+        path = component_file(env, component)
+        assert path.stat().st_mode & 0o777 == 0o600, component
+        container = tmp_path / "containers" / component
+        container.mkdir(parents=True)
+        (container / f"{component}.env").write_text(path.read_text())
+        # in a container (its own file alone, no example beside it) load_secrets reads that file only
+        assert dict(load_secrets(container)) == {k: everything[k] for k in keys}, component
+    assert (env / "components").stat().st_mode & 0o777 == 0o700
+
+
+def test_component_files_follow_a_changed_secret(tmp_path) -> None:
+    env = _generated(tmp_path)
+    write_component_secrets(env)
+    text = (env / "redis.env").read_text()
+    old = load_secrets(env)["REDIS_PASSWORD"]
+    (env / "redis.env").write_text(text.replace(old, "changed"))
+    write_component_secrets(env)
+    assert "REDIS_PASSWORD=changed\n" in component_file(env, "redis").read_text()

@@ -93,6 +93,7 @@ def exec_command(name: str) -> None:
     except KeyError as exc:
         raise click.BadParameter(str(exc.args[0]), param_hint="NAME") from None
     monitoring.prepare(settings, secrets, layout)
+    monitoring.write_secret_files(name, settings, secrets, layout)
     if spec.cwd is not None:
         os.chdir(spec.cwd)
     os.execvpe(spec.argv[0], spec.argv, {**os.environ, **spec.env})

@@ -9,7 +9,7 @@ import click
 from fraudops.config.settings import Settings, load_settings
 from fraudops.containers.compose import Compose, ComposeError, state_dir
 from fraudops.containers.engine import EngineError, engine_answers, ensure_engine, stop_engine
-from fraudops.secrets import ensure_secrets
+from fraudops.secrets import ensure_secrets, write_component_secrets
 
 
 def _log(line: str) -> None:
@@ -23,6 +23,8 @@ def _ready_compose(settings: Settings) -> Compose:
     except EngineError as exc:
         raise click.ClickException(str(exc)) from exc
     ensure_secrets(settings.env_dir)
+    # each container mounts its own component's file of them
+    write_component_secrets(settings.env_dir)
     # the console container reads env/ read-only: its people are created here, beside the secrets
     from fraudops.console.users import ensure_console_users
 

@@ -1,7 +1,10 @@
 """The whole Airflow configuration, derived from settings and secrets.
 
-Both the native stack and the docker-compose entrypoint (`fraudops stack airflow-env`) use this function,
-so the two cannot drift apart.
+Both the native stack and the docker-compose entrypoint (`fraudops stack airflow-env`) use these functions,
+so the two cannot drift apart. The secret options (database and broker URLs, keys) go to a mode-600
+``airflow.cfg`` that ``AIRFLOW_CONFIG`` names; the environment, which every task and every program a task
+starts inherits, keeps the rest. Airflow lets an ``AIRFLOW__...`` variable override the file, so no secret
+option may stay in the environment.
 """
 
 from __future__ import annotations
@@ -11,18 +14,50 @@ from pathlib import Path
 
 from fraudops.config.settings import Settings
 from fraudops.connections import component_url, redis_url
+from fraudops.stack.service_secrets import airflow_cfg, split_env_options, write_private
 
 # users and roles (Admin, Op, User, Viewer, custom ones) kept in the metadata database, managed in the UI
 # (Security menu) or with `airflow users ...`; the REST API takes the same accounts (POST /auth/token)
 FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
 FLOWER_USER = "flower"
+# the options of airflow_environment that carry a password or key: airflow.cfg, never the environment
+AIRFLOW_SECRET_OPTIONS = frozenset(
+    {
+        "AIRFLOW__CORE__FERNET_KEY",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+        "AIRFLOW__CELERY__BROKER_URL",
+        "AIRFLOW__CELERY__RESULT_BACKEND",
+        "AIRFLOW__CELERY__FLOWER_BASIC_AUTH",
+        "AIRFLOW__API__SECRET_KEY",
+        "AIRFLOW__API_AUTH__JWT_SECRET",
+    }
+)
 
 
 def airflow_home(settings: Settings) -> Path:
     return settings.data_dir / "data" / "airflow"
 
 
+def airflow_config_file(settings: Settings) -> Path:
+    """Airflow's own default place (``$AIRFLOW_HOME/airflow.cfg``): one volume for every container."""
+    return airflow_home(settings) / "airflow.cfg"
+
+
+def airflow_process_environment(settings: Settings, secrets: Mapping[str, str]) -> dict[str, str]:
+    """The environment of an Airflow process: the non-secret options and ``AIRFLOW_CONFIG``, the file
+    :func:`write_airflow_config` writes."""
+    public, _ = split_env_options(airflow_environment(settings, secrets), AIRFLOW_SECRET_OPTIONS)
+    return {**public, "AIRFLOW_CONFIG": str(airflow_config_file(settings))}
+
+
+def write_airflow_config(settings: Settings, secrets: Mapping[str, str]) -> Path:
+    """Write the secret options to ``airflow.cfg`` (mode 600), before any Airflow process starts."""
+    _, secret = split_env_options(airflow_environment(settings, secrets), AIRFLOW_SECRET_OPTIONS)
+    return write_private(airflow_config_file(settings), airflow_cfg(secret))
+
+
 def airflow_environment(settings: Settings, secrets: Mapping[str, str]) -> dict[str, str]:
+    """Every option, as ``AIRFLOW__...`` variables (split by :func:`airflow_process_environment`)."""
     api_host = settings.host_of("airflow")
     port = settings.stack.ports.airflow
     database = component_url(settings, secrets, "airflow")

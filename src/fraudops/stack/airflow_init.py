@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from fraudops.config.settings import Settings
-from fraudops.stack.airflow_env import airflow_environment, airflow_home
+from fraudops.stack.airflow_env import airflow_home, airflow_process_environment, write_airflow_config
 
 
 class AirflowInitError(RuntimeError):
@@ -33,7 +33,8 @@ def airflow_command(
     settings: Settings, secrets: Mapping[str, str], airflow_bin: str, log_file: IO[bytes] | None = None
 ) -> Callable[..., str]:
     """``airflow <args>`` with the stack's configuration; returns its output, raises on failure."""
-    env = {**os.environ, **airflow_environment(settings, secrets)}
+    write_airflow_config(settings, secrets)
+    env = {**os.environ, **airflow_process_environment(settings, secrets)}
 
     def airflow(*args: str) -> str:
         result = subprocess.run(
@@ -83,7 +84,7 @@ def init_airflow(
     result = subprocess.run(
         [sys.executable, "-m", "fraudops.stack.airflow_admin", user],
         input=(password + "\n").encode(),
-        env={**os.environ, **airflow_environment(settings, secrets)},
+        env={**os.environ, **airflow_process_environment(settings, secrets)},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         check=False,

@@ -98,8 +98,9 @@ def clean() -> None:
 
 @stack_group.command()
 def secrets() -> None:
-    """Generate missing secrets into env/*.env from env/*.env.example."""
-    from fraudops.secrets import ensure_secrets
+    """Generate missing secrets into env/*.env from env/*.env.example, and each component's own file
+    env/components/<component>.env (what its container gets in docker-compose.yaml)."""
+    from fraudops.secrets import COMPONENTS_DIR, ensure_secrets, write_component_secrets
 
     settings = load_settings()
     report = ensure_secrets(settings.env_dir)
@@ -107,6 +108,8 @@ def secrets() -> None:
         click.echo(f"env/{name}: generated {', '.join(keys)}")
     if not report:
         click.echo("all secrets present")
+    written = write_component_secrets(settings.env_dir)
+    click.echo(f"env/{COMPONENTS_DIR}/: {len(written)} component files")
     from fraudops.console.users import ensure_console_users
 
     for name in ensure_console_users(settings):
@@ -148,13 +151,15 @@ def init_buckets() -> None:
 
 @stack_group.command("airflow-env")
 def airflow_env() -> None:
-    """Print the Airflow configuration as shell exports (compose entrypoint)."""
+    """Write Airflow's secret options to its airflow.cfg (mode 600) and print the rest of its
+    configuration as shell exports, AIRFLOW_CONFIG included (compose entrypoint, a shell on the host)."""
     from fraudops.secrets import load_secrets
-    from fraudops.stack.airflow_env import airflow_environment
+    from fraudops.stack.airflow_env import airflow_process_environment, write_airflow_config
 
     settings = load_settings()
     secrets = load_secrets(settings.env_dir)
-    for key, value in airflow_environment(settings, secrets).items():
+    write_airflow_config(settings, secrets)
+    for key, value in airflow_process_environment(settings, secrets).items():
         click.echo(f"export {key}={shlex.quote(value)}")
 
 

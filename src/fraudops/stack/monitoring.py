@@ -11,12 +11,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from fraudops.config.settings import Settings
-from fraudops.connections import monitor_dsn
+from fraudops.connections import MONITOR_DB_PASSWORD
 from fraudops.monitoring.prometheus import ConfigFiles, ScrapeJob, scrape_jobs, write_configs
 from fraudops.stack import health
 from fraudops.stack.airflow_env import FLOWER_USER
 from fraudops.stack.layout import StackLayout
 from fraudops.stack.process import ProcessSpec
+from fraudops.stack.service_secrets import redis_password_file, secrets_dir, write_private
 
 # service -> (Debian package, its binary, the stack.versions key)
 PACKAGES = {
@@ -73,6 +74,30 @@ def listed_jobs(settings: Settings, layout: StackLayout) -> list[ScrapeJob]:
     return scrape_jobs(settings, config_files(layout), FLOWER_USER)
 
 
+def _postgres_password_file(layout: StackLayout) -> Path:
+    return secrets_dir(layout) / "postgres-exporter.password"
+
+
+def _redis_password_file(layout: StackLayout) -> Path:
+    return secrets_dir(layout) / "redis-exporter.json"
+
+
+def _redis_address(settings: Settings) -> str:
+    return f"redis://{settings.host_of('redis')}:{settings.stack.ports.redis}"
+
+
+def write_secret_files(
+    name: str, settings: Settings, secrets: Mapping[str, str], layout: StackLayout
+) -> None:
+    """The password file the exporter ``name`` reads (mode 600; none for the others). Only the one
+    service's secret is read: a container holds its own alone."""
+    if name == "postgres-exporter":
+        write_private(_postgres_password_file(layout), secrets[MONITOR_DB_PASSWORD] + "\n")
+    elif name == "redis-exporter":
+        text = redis_password_file(_redis_address(settings), secrets["REDIS_PASSWORD"])
+        write_private(_redis_password_file(layout), text)
+
+
 def _service_builders(
     settings: Settings, secrets: Mapping[str, str], layout: StackLayout
 ) -> dict[str, Callable[[], tuple[ProcessSpec, health.Probe, str]]]:
@@ -120,15 +145,19 @@ def _service_builders(
         )
 
     def postgres_exporter() -> tuple[ProcessSpec, health.Probe, str]:
-        # Debian's exporter (lib/pq) asks for TLS by default; the stack's Postgres listens without it
-        postgres_dsn = monitor_dsn(settings, secrets) + "?sslmode=disable"
         url = f"http://{settings.host_of('postgres_exporter')}:{ports.postgres_exporter}/metrics"
         return (
             ProcessSpec(
                 "postgres-exporter",
                 [PACKAGES["postgres-exporter"][1], f"--web.listen-address={host}:{ports.postgres_exporter}"],
-                # in the environment, so the password never shows in `ps`
-                env={"DATA_SOURCE_NAME": postgres_dsn},
+                # the password from a file, never on the command line or in the environment
+                env={
+                    # Debian's exporter (lib/pq) asks for TLS by default; the stack's Postgres has none
+                    "DATA_SOURCE_URI": f"{settings.host_of('postgres')}:{ports.postgres}/postgres"
+                    "?sslmode=disable",
+                    "DATA_SOURCE_USER": settings.postgres.monitor_role,
+                    "DATA_SOURCE_PASS_FILE": str(_postgres_password_file(layout)),
+                },
             ),
             health.guarded(lambda: health.http(url)),
             url,
@@ -142,9 +171,10 @@ def _service_builders(
                 [
                     PACKAGES["redis-exporter"][1],
                     f"-web.listen-address={host}:{ports.redis_exporter}",
-                    f"-redis.addr=redis://{settings.host_of('redis')}:{ports.redis}",
+                    f"-redis.addr={_redis_address(settings)}",
+                    # JSON of address -> password; neither the command line nor the environment holds it
+                    f"-redis.password-file={_redis_password_file(layout)}",
                 ],
-                env={"REDIS_PASSWORD": secrets["REDIS_PASSWORD"]},
             ),
             health.guarded(lambda: health.http(url)),
             url,

@@ -10,15 +10,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fraudops.config.settings import Settings
-from fraudops.connections import component_url, superuser_dsn
+from fraudops.connections import ROLE_PASSWORDS, component_url, superuser_dsn
 from fraudops.stack import health
-from fraudops.stack.airflow_env import FLOWER_USER, airflow_environment
+from fraudops.stack.airflow_env import FLOWER_USER, airflow_process_environment, write_airflow_config
 from fraudops.stack.health import Health, Probe
 from fraudops.stack.install import postgres_bindir
 from fraudops.stack.kafka_nodes import java_command, jmx_agent, node_name, prepare_node
 from fraudops.stack.layout import StackLayout
 from fraudops.stack.postgres import service_user
 from fraudops.stack.process import ProcessSpec
+from fraudops.stack.service_secrets import aws_credentials, env_file, pgpass, secrets_dir, write_private
 from fraudops.stack.spark_cluster import (
     daemon_env,
     driver_health,
@@ -131,6 +132,14 @@ def _redis(settings: Settings, secrets: Mapping[str, str], layout: StackLayout) 
 def _minio(settings: Settings, secrets: Mapping[str, str], layout: StackLayout) -> ServiceDef:
     host, ports = settings.stack.host, settings.stack.ports
     data = layout.data_of("minio")
+    # the root key, which the server needs to run (it administers the users the init step creates)
+    root_file = secrets_dir(layout) / "minio-root.env"
+
+    def prepare() -> None:
+        data.mkdir(parents=True, exist_ok=True)
+        keys = ("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD")
+        write_private(root_file, env_file({key: secrets[key] for key in keys}))
+
     return ServiceDef(
         ProcessSpec(
             "minio",
@@ -145,27 +154,40 @@ def _minio(settings: Settings, secrets: Mapping[str, str], layout: StackLayout) 
                 str(data),
             ],
             env={
-                "MINIO_ROOT_USER": secrets["MINIO_ROOT_USER"],
-                "MINIO_ROOT_PASSWORD": secrets["MINIO_ROOT_PASSWORD"],
+                "MINIO_CONFIG_ENV_FILE": str(root_file),
                 # Prometheus scrapes /minio/v2/metrics without a token: the API listens on stack.host only
                 "MINIO_PROMETHEUS_AUTH_TYPE": "public",
             },
         ),
         health.guarded(lambda: health.http(f"http://{host}:{ports.minio_api}/minio/health/live")),
         f"http://{host}:{ports.minio_console} (console), http://{host}:{ports.minio_api} (S3)",
-        lambda: data.mkdir(parents=True, exist_ok=True),
+        prepare,
     )
 
 
-def mlflow_server_env(settings: Settings, secrets: Mapping[str, str]) -> dict[str, str]:
+def mlflow_secret_files(layout: StackLayout) -> tuple[Path, Path]:
+    """(libpq password file, AWS credentials file) of the MLflow server."""
+    return secrets_dir(layout) / "mlflow.pgpass", secrets_dir(layout) / "mlflow.aws-credentials"
+
+
+def write_mlflow_secrets(settings: Settings, secrets: Mapping[str, str], layout: StackLayout) -> None:
+    pgpass_file, aws_file = mlflow_secret_files(layout)
+    host, port = settings.host_of("postgres"), settings.stack.ports.postgres
+    database = settings.postgres.databases["mlflow"]
+    write_private(pgpass_file, pgpass(host, port, database, "mlflow", secrets[ROLE_PASSWORDS["mlflow"]]))
+    # MLflow's own MinIO user: the artifact bucket only
+    write_private(aws_file, aws_credentials(secrets["MINIO_MLFLOW_USER"], secrets["MINIO_MLFLOW_SECRET_KEY"]))
+
+
+def mlflow_server_env(settings: Settings, layout: StackLayout) -> dict[str, str]:
+    """No secret: the URL has no password (libpq reads PGPASSFILE), boto3 reads the credentials file."""
+    pgpass_file, aws_file = mlflow_secret_files(layout)
     return {
-        # passed through the environment, so no password shows in `ps`
-        "MLFLOW_BACKEND_STORE_URI": component_url(settings, secrets, "mlflow"),
+        "MLFLOW_BACKEND_STORE_URI": component_url(settings, {}, "mlflow", password=False),
+        "PGPASSFILE": str(pgpass_file),
         "MLFLOW_ARTIFACTS_DESTINATION": f"s3://{settings.minio.buckets.mlflow_artifacts}",
         "MLFLOW_S3_ENDPOINT_URL": settings.s3_endpoint_url,
-        # MLflow's own MinIO user: the artifact bucket only
-        "AWS_ACCESS_KEY_ID": secrets["MINIO_MLFLOW_USER"],
-        "AWS_SECRET_ACCESS_KEY": secrets["MINIO_MLFLOW_SECRET_KEY"],
+        "AWS_SHARED_CREDENTIALS_FILE": str(aws_file),
         "AWS_DEFAULT_REGION": S3_REGION,
         # the job runner forks a process pool of ~2 GB that the platform does not use
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
@@ -177,10 +199,11 @@ def _mlflow(settings: Settings, secrets: Mapping[str, str], layout: StackLayout)
     allowed = ",".join(f"{h}{p}" for h in (host, "localhost", "127.0.0.1") for p in ("", f":{port}"))
     metrics = layout.data_of("mlflow-metrics")
 
-    def reset_metrics() -> None:
+    def prepare() -> None:
         # a new server starts its counters at zero: samples of the previous one's workers would add up
         shutil.rmtree(metrics, ignore_errors=True)
         metrics.mkdir(parents=True)
+        write_mlflow_secrets(settings, secrets, layout)
 
     return ServiceDef(
         ProcessSpec(
@@ -201,11 +224,11 @@ def _mlflow(settings: Settings, secrets: Mapping[str, str], layout: StackLayout)
                 "--expose-prometheus",
                 str(metrics),
             ],
-            env=mlflow_server_env(settings, secrets),
+            env=mlflow_server_env(settings, layout),
         ),
         health.guarded(lambda: health.http(f"http://{host}:{port}/health")),
         f"http://{host}:{port}",
-        reset_metrics,
+        prepare,
         start_timeout=120.0,
     )
 
@@ -245,8 +268,12 @@ def _kafka(settings: Settings, layout: StackLayout, node_id: int) -> ServiceDef:
 
 
 def _airflow(settings: Settings, secrets: Mapping[str, str]) -> list[ServiceDef]:
-    env = airflow_environment(settings, secrets)
+    env = airflow_process_environment(settings, secrets)
     host, port = settings.stack.host, settings.stack.ports.airflow
+
+    def write_config() -> None:
+        write_airflow_config(settings, secrets)
+
     api = f"http://{host}:{port}"
 
     def component(name: str) -> Probe:
@@ -271,16 +298,22 @@ def _airflow(settings: Settings, secrets: Mapping[str, str]) -> list[ServiceDef]
     def spec(name: str, *args: str) -> ProcessSpec:
         return ProcessSpec(name, [venv_bin("airflow"), *args], env=env)
 
+    # every component rewrites airflow.cfg (the same content) when it starts: a restart of one picks up
+    # changed secrets
     return [
         ServiceDef(
             spec("airflow-apiserver", "api-server"),
             health.guarded(lambda: health.http(f"{api}/api/v2/monitor/health")),
             f"{api} (UI + REST API)",
+            write_config,
             start_timeout=120.0,
         ),
-        ServiceDef(spec("airflow-scheduler", "scheduler"), component("scheduler"), "scheduler"),
+        ServiceDef(spec("airflow-scheduler", "scheduler"), component("scheduler"), "scheduler", write_config),
         ServiceDef(
-            spec("airflow-dag-processor", "dag-processor"), component("dag_processor"), "dag-processor"
+            spec("airflow-dag-processor", "dag-processor"),
+            component("dag_processor"),
+            "dag-processor",
+            write_config,
         ),
         # no log server (Airflow binds it to every interface): the api-server reads the task logs from the
         # log folder every component shares (native: one AIRFLOW_HOME; compose: one volume)
@@ -288,17 +321,20 @@ def _airflow(settings: Settings, secrets: Mapping[str, str]) -> list[ServiceDef]
             spec("airflow-triggerer", *AIRFLOW_COMMANDS["airflow-triggerer"]),
             component("triggerer"),
             "triggerer",
+            write_config,
         ),
         ServiceDef(
             spec("airflow-worker", *AIRFLOW_COMMANDS["airflow-worker"]),
             health.guarded(worker_probe),
             "celery worker",
+            write_config,
             start_timeout=120.0,
         ),
         ServiceDef(
             spec("flower", "celery", "flower"),
             health.guarded(lambda: health.http(f"http://{host}:{settings.stack.ports.flower}/healthcheck")),
             f"http://{host}:{settings.stack.ports.flower}",
+            write_config,
         ),
     ]
 
@@ -375,11 +411,17 @@ def _monitoring(settings: Settings, secrets: Mapping[str, str], layout: StackLay
     from fraudops.stack import monitoring
 
     services = monitoring.monitoring_services(settings, secrets, layout)
-    # each start writes the generated configuration (webhook URL and Flower password from env/)
-    return [
-        ServiceDef(spec, probe, url, lambda: monitoring.prepare(settings, secrets, layout))
-        for spec, probe, url in services
-    ]
+
+    def prepare(name: str) -> Callable[[], None]:
+        # each start writes the generated configuration (webhook URL and Flower password from env/) and
+        # the exporters' password files
+        def run() -> None:
+            monitoring.prepare(settings, secrets, layout)
+            monitoring.write_secret_files(name, settings, secrets, layout)
+
+        return run
+
+    return [ServiceDef(spec, probe, url, prepare(spec.name)) for spec, probe, url in services]
 
 
 def _console(settings: Settings) -> ServiceDef:
