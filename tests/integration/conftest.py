@@ -53,3 +53,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(autouse=True)
+def mlflow_signed_in_as_pipeline(running_stack: RunningStack) -> None:
+    """Each test's MLflow calls sign in as the retraining pipeline (the account that writes runs and the
+    registry), whatever a test before it chose (an in-process scorer signs in as the reader)."""
+    from fraudops.tracking import use_account
+
+    use_account(running_stack.secrets, "pipeline")

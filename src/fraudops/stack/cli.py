@@ -146,6 +146,17 @@ def init_buckets() -> None:
     click.echo("users ready: " + ", ".join(ensure_users(settings, secrets)))
 
 
+@stack_group.command("init-mlflow")
+def init_mlflow() -> None:
+    """Create or update MLflow's pipeline and reader accounts, as the admin (idempotent; MLflow running)."""
+    from fraudops.secrets import load_secrets
+    from fraudops.stack.mlflow_auth import init_accounts
+
+    settings = load_settings()
+    for account, state in init_accounts(settings, load_secrets(settings.env_dir)).items():
+        click.echo(f"mlflow account {account}: {state}")
+
+
 @stack_group.command("airflow-env")
 def airflow_env() -> None:
     """Print the Airflow configuration as shell exports (compose entrypoint)."""

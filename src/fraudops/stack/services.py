@@ -172,15 +172,24 @@ def mlflow_server_env(settings: Settings, secrets: Mapping[str, str]) -> dict[st
     }
 
 
+def mlflow_auth_config(layout: StackLayout) -> Path:
+    """The basic-auth configuration the native MLflow reads (generated at each start, mode 600)."""
+    return layout.run / "mlflow-basic-auth.ini"
+
+
 def _mlflow(settings: Settings, secrets: Mapping[str, str], layout: StackLayout) -> ServiceDef:
+    from fraudops.stack.mlflow_auth import server_env, write_auth_config
+
     host, port = settings.stack.host, settings.stack.ports.mlflow
     allowed = ",".join(f"{h}{p}" for h in (host, "localhost", "127.0.0.1") for p in ("", f":{port}"))
     metrics = layout.data_of("mlflow-metrics")
+    auth_config = mlflow_auth_config(layout)
 
-    def reset_metrics() -> None:
+    def prepare() -> None:
         # a new server starts its counters at zero: samples of the previous one's workers would add up
         shutil.rmtree(metrics, ignore_errors=True)
         metrics.mkdir(parents=True)
+        write_auth_config(auth_config, settings, secrets)
 
     return ServiceDef(
         ProcessSpec(
@@ -193,6 +202,9 @@ def _mlflow(settings: Settings, secrets: Mapping[str, str], layout: StackLayout)
                 "--port",
                 str(port),
                 "--serve-artifacts",
+                # MLflow's basic auth, /metrics readable by any account (fraudops.mlflow_auth)
+                "--app-name",
+                "fraudops-basic-auth",
                 "--workers",
                 str(settings.mlflow.workers),
                 "--allowed-hosts",
@@ -201,11 +213,11 @@ def _mlflow(settings: Settings, secrets: Mapping[str, str], layout: StackLayout)
                 "--expose-prometheus",
                 str(metrics),
             ],
-            env=mlflow_server_env(settings, secrets),
+            env={**mlflow_server_env(settings, secrets), **server_env(auth_config, secrets)},
         ),
         health.guarded(lambda: health.http(f"http://{host}:{port}/health")),
         f"http://{host}:{port}",
-        reset_metrics,
+        prepare,
         start_timeout=120.0,
     )
 
