@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 
@@ -155,6 +156,18 @@ def init_mlflow() -> None:
     settings = load_settings()
     for account, state in init_accounts(settings, load_secrets(settings.env_dir)).items():
         click.echo(f"mlflow account {account}: {state}")
+
+
+@stack_group.command("mlflow-auth-config")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def mlflow_auth_config(path: Path) -> None:
+    """Write MLflow's basic-auth configuration (MLFLOW_AUTH_CONFIG_PATH) to PATH, mode 600, from the
+    settings and the secrets present (a container's mounted env files: postgres.env and mlflow.env)."""
+    from fraudops.secrets import mounted_secrets
+    from fraudops.stack.mlflow_auth import write_auth_config
+
+    settings = load_settings()
+    click.echo(f"wrote {write_auth_config(path, settings, mounted_secrets(settings.env_dir))}")
 
 
 @stack_group.command("airflow-env")
