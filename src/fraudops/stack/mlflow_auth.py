@@ -28,6 +28,8 @@ from fraudops.tracking import ACCOUNTS, credentials
 
 # the permission of every signed-in account on what it has no grant for
 DEFAULT_PERMISSION = "READ"
+# seconds a verified login stays cached in a server worker
+AUTH_CACHE_TTL_S = 60
 # the Flask secret key the basic-auth app needs (CSRF of its sign-up form), shared by the workers
 SECRET_KEY = "MLFLOW_FLASK_SERVER_SECRET_KEY"
 
@@ -56,6 +58,10 @@ def auth_config_text(settings: Settings, secrets: Mapping[str, str]) -> str:
         "admin_username": admin[0],
         "admin_password": admin[1],
         "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
+        # a verified login is cached (per worker) instead of a PBKDF2 hash on every request: the scorer and
+        # the exporters poll, and the hash costs a busy 2-core machine seconds; a password changed through
+        # the API is dropped at once on the worker that changed it, on the others within this TTL
+        "auth_cache_ttl_seconds": str(AUTH_CACHE_TTL_S),
     }
     text = io.StringIO()
     config.write(text)
