@@ -32,20 +32,27 @@ class Context:
     publish: Callable[[ModelUpdate], Any]
 
     @classmethod
-    def load(cls) -> Context:
+    def load(cls, mlflow_account: str = "pipeline") -> Context:
         """The settings and the secrets, read once."""
         from fraudops.config.settings import load_settings
         from fraudops.secrets import load_secrets
 
         settings = load_settings()
-        return cls.of(settings, load_secrets(settings.env_dir))
+        return cls.of(settings, load_secrets(settings.env_dir), mlflow_account=mlflow_account)
 
     @classmethod
-    def of(cls, settings: Settings, secrets: Mapping[str, str], **parts: Any) -> Context:
-        """The product's registry, lake, audit log and signal, unless ``parts`` names others."""
+    def of(
+        cls, settings: Settings, secrets: Mapping[str, str], mlflow_account: str = "pipeline", **parts: Any
+    ) -> Context:
+        """The product's registry, lake, audit log and signal, unless ``parts`` names others. MLflow is
+        signed in as ``mlflow_account`` (:data:`fraudops.tracking.ACCOUNTS`): the retraining pipeline's
+        writer by default, what every user of a context so far is."""
         from fraudops.audit import PostgresAudit
         from fraudops.lake import S3Lake
         from fraudops.registry import MlflowRegistry
+        from fraudops.tracking import use_account
+
+        use_account(secrets, mlflow_account)
 
         def publish(update: ModelUpdate) -> None:
             from fraudops.signals import publish_model_update

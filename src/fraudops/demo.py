@@ -73,7 +73,8 @@ def run_demo(live_seconds: float = 60, after_swap_seconds: float = 15) -> None:
 
     step(1, "Bringing the stack up (installs what is missing on first use)")
     stack.up()  # generates the secrets on a fresh clone, so the context is loaded after it
-    ctx = Context.load()
+    # the demo only reads the registry (the DAG trains and promotes): MLflow's read-only account
+    ctx = Context.load(mlflow_account="reader")
 
     step(2, "Loading transaction history into the fraud database")
     ensure_history(ctx)

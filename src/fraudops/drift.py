@@ -209,7 +209,10 @@ def check_drift(
     MLflow; ``trigger(report)`` is called when a column drifted (with enough recent rows to tell)."""
     from fraudops.connections import pipeline_dsn
     from fraudops.fraud_db import require_tables
+    from fraudops.tracking import use_account
 
+    # the pipeline's MLflow account: reads the champion's reference, logs the check's run
+    use_account(secrets, "pipeline")
     d = settings.drift
     # the retraining pipeline's role: reads scored traffic, appends drift_reports; it creates neither
     dsn = pipeline_dsn(settings, secrets)

@@ -153,6 +153,67 @@ class ModelRegistry(ABC):
 # what MLflow answers for an alias or a model that does not exist (anything else, e.g. an unreachable
 # server, is an error, not "no champion")
 _ABSENT = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}
+# a refused login or grant: the resource may well exist, this account may not see or change it
+_REFUSED = {"PERMISSION_DENIED", "UNAUTHENTICATED"}
+
+
+class RegistryAccessDenied(PermissionError):
+    pass
+
+
+def is_absent(exc: Any) -> bool:
+    """Whether MLflow's error ``exc`` says the model, version or alias does not exist. A 401 or 403 is
+    not "absent" by itself: treating a refusal as "no champion" would let a client with the wrong account
+    act as if the registry were empty (:func:`refused` names it instead; :func:`version_by_alias` tells
+    the two apart where MLflow answers 403 for what does not exist)."""
+    code = getattr(exc, "error_code", None)
+    return code in _ABSENT and code not in _REFUSED
+
+
+def refused(exc: Any, what: str) -> RegistryAccessDenied | None:
+    """A clear error for MLflow's 401/403 on ``what``, naming the account this process signs in as."""
+    if getattr(exc, "error_code", None) not in _REFUSED:
+        return None
+    from fraudops.tracking import signed_in
+
+    account = signed_in()
+    who = f"MLflow account {account[0]!r}" if account else "an anonymous MLflow client (no account chosen)"
+    return RegistryAccessDenied(f"{who} may not {what}: {exc}")
+
+
+def _alias_listed(client: Any, name: str, alias: str) -> bool:
+    """Whether ``name`` exists with ``alias`` (True when this account may not even read the model: the
+    refusal is then real)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException as exc:
+        if is_absent(exc):
+            return False
+        return True
+    return alias in (model.aliases or {})
+
+
+def version_by_alias(client: Any, name: str, alias: str) -> Any | None:
+    """The model version at ``name@alias``, None when the model or the alias does not exist.
+
+    MLflow's basic auth answers 403, not 404, to a non-admin asking for the alias of a model that does
+    not exist (it cannot resolve what the alias points at, so it refuses): a 403 counts as "absent" only
+    when the model (as this account may read it) has no such alias; else it is the refusal it says."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if is_absent(exc):
+            return None
+        if exc.error_code == "PERMISSION_DENIED" and not _alias_listed(client, name, alias):
+            return None
+        denied = refused(exc, f"read {name}@{alias}")
+        if denied:
+            raise denied from exc
+        raise
 
 
 def _ref(mv: Any) -> VersionRef:
@@ -234,8 +295,11 @@ class MlflowRegistry(ModelRegistry):
         try:
             return _ref(self.client.get_model_version(self.model_name, str(version)))
         except MlflowException as exc:
-            if exc.error_code in _ABSENT:
+            if is_absent(exc):
                 raise NoSuchVersion(f"{self.model_name} has no version {version}") from exc
+            denied = refused(exc, f"read {self.model_name} version {version}")
+            if denied:
+                raise denied from exc
             raise
 
     def find(self, tags: Mapping[str, str]) -> list[VersionRef]:
@@ -247,20 +311,31 @@ class MlflowRegistry(ModelRegistry):
         )
 
     def by_alias(self, alias: str) -> VersionRef | None:
+
+        found = version_by_alias(self.client, self.model_name, alias)
+        return _ref(found) if found is not None else None
+
+    def _set_alias(self, alias: str, version: str) -> None:
         from mlflow.exceptions import MlflowException
 
         try:
-            return _ref(self.client.get_model_version_by_alias(self.model_name, alias))
+            self.client.set_registered_model_alias(self.model_name, alias, str(version))
         except MlflowException as exc:
-            if exc.error_code in _ABSENT:
-                return None
+            denied = refused(exc, f"move {self.model_name}@{alias}")
+            if denied:
+                raise denied from exc
             raise
 
-    def _set_alias(self, alias: str, version: str) -> None:
-        self.client.set_registered_model_alias(self.model_name, alias, str(version))
-
     def _delete_alias(self, alias: str) -> None:
-        self.client.delete_registered_model_alias(self.model_name, alias)
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.delete_registered_model_alias(self.model_name, alias)
+        except MlflowException as exc:
+            denied = refused(exc, f"delete {self.model_name}@{alias}")
+            if denied:
+                raise denied from exc
+            raise
 
     def _load(self, version: str) -> tuple[FraudModel, Sequence[str] | None]:
         self._use()

@@ -32,6 +32,10 @@ _AIRFLOW = (
     "FLOWER_PASSWORD",
 )
 _MINIO_ROOT = ("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD")
+# MLflow's accounts (fraudops.tracking.ACCOUNTS)
+_MLFLOW_ADMIN = ("MLFLOW_ADMIN_USER", "MLFLOW_ADMIN_PASSWORD")
+_MLFLOW_PIPELINE = ("MLFLOW_PIPELINE_USER", "MLFLOW_PIPELINE_PASSWORD")
+_MLFLOW_READER = ("MLFLOW_READER_USER", "MLFLOW_READER_PASSWORD")
 _POSTGRES_SUPERUSER = ("POSTGRES_USER", "POSTGRES_PASSWORD")
 
 # component -> the secret keys it needs, no more: the one table docker-compose.yaml follows (each service
@@ -70,20 +74,41 @@ COMPONENT_SECRETS: dict[str, frozenset[str]] = {
     # api-server, scheduler, dag-processor, triggerer, Flower
     "airflow": frozenset(_AIRFLOW),
     # the tasks too: the retraining pipeline's Postgres role and MinIO user (fraudops.context), the drift
-    # check's database role
+    # check's database role, and MLflow's pipeline account
     "airflow-worker": frozenset(
-        {*_AIRFLOW, "PIPELINE_DB_PASSWORD", "MINIO_PIPELINE_USER", "MINIO_PIPELINE_SECRET_KEY"}
+        {
+            *_AIRFLOW,
+            "PIPELINE_DB_PASSWORD",
+            "MINIO_PIPELINE_USER",
+            "MINIO_PIPELINE_SECRET_KEY",
+            *_MLFLOW_PIPELINE,
+        }
     ),
-    "mlflow": frozenset({"MLFLOW_DB_PASSWORD", "MINIO_MLFLOW_USER", "MINIO_MLFLOW_SECRET_KEY"}),
-    "scorer": frozenset({"SCORER_DB_PASSWORD", "MINIO_SCORER_USER", "MINIO_SCORER_SECRET_KEY"}),
-    "console": frozenset({"CONSOLE_DB_PASSWORD"}),
-    "prometheus": frozenset({"FLOWER_PASSWORD"}),
+    # the server creates its admin from these on first start; its Flask key signs the auth app's forms
+    "mlflow": frozenset(
+        {
+            "MLFLOW_DB_PASSWORD",
+            "MINIO_MLFLOW_USER",
+            "MINIO_MLFLOW_SECRET_KEY",
+            *_MLFLOW_ADMIN,
+            "MLFLOW_FLASK_SERVER_SECRET_KEY",
+        }
+    ),
+    # as the admin, creates the pipeline and reader accounts with their passwords and grants
+    "mlflow-init": frozenset({*_MLFLOW_ADMIN, *_MLFLOW_PIPELINE, *_MLFLOW_READER}),
+    "scorer": frozenset(
+        {"SCORER_DB_PASSWORD", "MINIO_SCORER_USER", "MINIO_SCORER_SECRET_KEY", *_MLFLOW_READER}
+    ),
+    "console": frozenset({"CONSOLE_DB_PASSWORD", *_MLFLOW_READER}),
+    # Flower's and MLflow's /metrics ask for a login
+    "prometheus": frozenset({"FLOWER_PASSWORD", *_MLFLOW_READER}),
     "alertmanager": frozenset({"ALERT_WEBHOOK_URL"}),
     "postgres-exporter": frozenset({"MONITOR_DB_PASSWORD"}),
     "redis-exporter": frozenset({"REDIS_PASSWORD"}),
     "statsd-exporter": frozenset(),
-    # reads the last DAG runs from Airflow's REST API (as its admin) and drift reports as the monitor role
-    "platform-exporter": frozenset({"AIRFLOW_ADMIN_PASSWORD", "MONITOR_DB_PASSWORD"}),
+    # reads the last DAG runs from Airflow's REST API (as its admin), drift reports as the monitor role, the
+    # champion as MLflow's reader
+    "platform-exporter": frozenset({"AIRFLOW_ADMIN_PASSWORD", "MONITOR_DB_PASSWORD", *_MLFLOW_READER}),
 }
 
 

@@ -222,3 +222,48 @@ def log_snapshot_inputs(snapshot: str, fingerprint: str, schema: Any) -> None:
         mlflow.log_input(
             MetaDataset(source, name=context, digest=fingerprint, schema=schema), context=context
         )
+
+
+# -- accounts ------------------------------------------------------------------------------------------
+
+# the stack's MLflow accounts (basic auth): account -> the secrets keys of its user name and password.
+# `admin` is for people in the UI and the init step; `pipeline` writes runs and the registry; `reader`
+# reads only (scorer, console, exporters, Prometheus).
+ACCOUNTS: dict[str, tuple[str, str]] = {
+    "admin": ("MLFLOW_ADMIN_USER", "MLFLOW_ADMIN_PASSWORD"),
+    "pipeline": ("MLFLOW_PIPELINE_USER", "MLFLOW_PIPELINE_PASSWORD"),
+    "reader": ("MLFLOW_READER_USER", "MLFLOW_READER_PASSWORD"),
+}
+
+# the account this process signs in with (None: anonymous, e.g. a local sqlite store)
+_signed_in: tuple[str, str] | None = None
+
+
+def credentials(secrets: Mapping[str, str], account: str) -> tuple[str, str] | None:
+    """(user, password) of ``account`` from the secrets, None when they hold none (no auth configured,
+    e.g. a unit test's local store)."""
+    if account not in ACCOUNTS:
+        raise KeyError(f"no MLflow account {account!r}; one of {', '.join(ACCOUNTS)}")
+    user_key, password_key = ACCOUNTS[account]
+    user, password = secrets.get(user_key), secrets.get(password_key)
+    return (user, password) if user and password else None
+
+
+def use_account(secrets: Mapping[str, str], account: str) -> str | None:
+    """Sign every MLflow request of this process in as ``account`` (the header plugin
+    :mod:`fraudops.mlflow_headers`, so no password reaches an environment variable or a command line).
+    Returns the user name, None when the secrets hold no such account (requests stay anonymous)."""
+    global _signed_in
+    _signed_in = credentials(secrets, account)
+    return _signed_in[0] if _signed_in else None
+
+
+def signed_in() -> tuple[str, str] | None:
+    """(user, password) of the account this process signs in with, None when anonymous."""
+    return _signed_in
+
+
+def basic_authorization(user: str, password: str) -> str:
+    import base64
+
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")

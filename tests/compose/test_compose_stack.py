@@ -51,7 +51,7 @@ def _produce(compose_stack, count: int) -> set[str]:
     topic = ctx.settings.scorer.source_topic
     before = _end_offsets(ctx.settings.kafka_bootstrap_servers, topic)
     start = next_stream_start(ctx.settings.simulator, ctx.dsn)
-    subprocess.run(
+    produced = subprocess.run(
         [
             venv_bin("fraudops"),
             "produce",
@@ -62,10 +62,11 @@ def _produce(compose_stack, count: int) -> set[str]:
             "--start",
             start.strftime("%Y-%m-%d"),
         ],
-        check=True,
         cwd=ctx.settings.project_root,
         capture_output=True,
+        text=True,
     )
+    assert produced.returncode == 0, produced.stderr[-3000:]
     return _tx_ids_after(ctx.settings.kafka_bootstrap_servers, topic, before)
 
 

@@ -32,7 +32,12 @@ def running_stack() -> Iterator[RunningStack]:
     was_up = settings.env_dir.joinpath("postgres.env").exists() and all(r.acceptable for r in stack.status())
     if not was_up:
         stack.up()
-    yield RunningStack(settings, load_secrets(settings.env_dir), stack)
+    secrets = load_secrets(settings.env_dir)
+    # module-wide fixtures too write to MLflow as the retraining pipeline (see mlflow_signed_in_as_pipeline)
+    from fraudops.tracking import use_account
+
+    use_account(secrets, "pipeline")
+    yield RunningStack(settings, secrets, stack)
     # only what this session started: a stack that lacked one service (one added since it was brought
     # up, say) keeps the others running
     started = [name for name in stack.services() if name not in running]
@@ -53,3 +58,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(autouse=True)
+def mlflow_signed_in_as_pipeline(running_stack: RunningStack) -> None:
+    """Each test's MLflow calls sign in as the retraining pipeline (the account that writes runs and the
+    registry), whatever a test before it chose (an in-process scorer signs in as the reader)."""
+    from fraudops.tracking import use_account
+
+    use_account(running_stack.secrets, "pipeline")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def mlflow_signed_in_as_pipeline_per_module(running_stack: RunningStack) -> None:
+    """The same for a module's own fixtures (autouse: set up before them)."""
+    from fraudops.tracking import use_account
+
+    use_account(running_stack.secrets, "pipeline")

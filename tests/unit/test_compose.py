@@ -30,7 +30,7 @@ from fraudops.stack.airflow_env import airflow_environment, airflow_home
 from fraudops.stack.kafka_nodes import DURABILITY, LOG4J2
 from fraudops.stack.layout import StackLayout
 from fraudops.stack.monitoring import MONITORING_NAMES, PACKAGES
-from fraudops.stack.services import AIRFLOW_COMMANDS
+from fraudops.stack.services import AIRFLOW_COMMANDS, CONTAINER_SERVICES
 from fraudops.stack.spark_cluster import MASTER_OPTS, WORKER_OPTS, master_args, worker_args
 from fraudops.topics import load_topic_specs
 
@@ -69,6 +69,7 @@ SERVICE_COMPONENTS: dict[str, str | None] = {
     "kafka-init": "kafka-init",
     "airflow-init": "airflow-init",
     "mlflow": "mlflow",
+    "mlflow-init": "mlflow-init",
     **dict.fromkeys(AIRFLOW_SERVERS, "airflow"),
     "airflow-worker": "airflow-worker",
     **dict.fromkeys(SPARK_DAEMONS),
@@ -314,9 +315,13 @@ def test_no_container_gets_a_key_it_does_not_read(
     reads = _Reads()
     write_configs(settings, reads, ConfigFiles(tmp_path / "monitoring"), "flower")
     assert reads.read == COMPONENT_SECRETS["prometheus"] | COMPONENT_SECRETS["alertmanager"]
-    # the MLflow image's entrypoint reads its three keys from its own file
-    entrypoint = (REPO / "mlflow" / "entrypoint.sh").read_text()
-    assert set(re.findall(r"secret mlflow\.env (\w+)", entrypoint)) == COMPONENT_SECRETS["mlflow"]
+    # the MLflow container prepares and runs the native stack's MLflow (`fraudops stack exec mlflow`)
+    reads = _Reads()
+    mlflow = CONTAINER_SERVICES["mlflow"](
+        _settings_in_container(services["mlflow"]), reads, StackLayout(tmp_path / "mlflow")
+    )
+    mlflow.prepare()
+    assert reads.read == COMPONENT_SECRETS["mlflow"]
 
 
 # --------------------------------------------------------------------------------------- docker-compose
@@ -640,7 +645,7 @@ def _settings_in_container(service: Mapping[str, Any]) -> Settings:
 
 
 def test_containers_reach_services_by_name(services: dict[str, dict[str, Any]], settings: Settings) -> None:
-    for name in ("airflow-worker", "kafka-init", "spark-scorer"):
+    for name in ("airflow-worker", "kafka-init", "spark-scorer", "mlflow", "mlflow-init"):
         inside = _settings_in_container(services[name])
         assert inside.project_root == Path(HOME_IN_IMAGE)
         assert inside.stack.host == "0.0.0.0"
@@ -651,7 +656,7 @@ def test_containers_reach_services_by_name(services: dict[str, dict[str, Any]], 
         assert brokers == [f"{node}:{INTERNAL_KAFKA_PORT}" for node in KAFKA_NODES]
     inside = _settings_in_container(services["airflow-worker"])
     assert inside.mlflow_tracking_uri == f"http://mlflow:{settings.stack.ports.mlflow}"
-    assert inside.s3_endpoint_url == _env(services["mlflow"])["MLFLOW_S3_ENDPOINT_URL"]
+    assert inside.s3_endpoint_url == _settings_in_container(services["mlflow"]).s3_endpoint_url
 
 
 def test_airflow_configuration_fits_the_containers(
@@ -761,28 +766,33 @@ def test_kafka_init_creates_topics_from_the_spec(
 
 
 # --------------------------------------------------------------------------------------- MLflow, MinIO
-def test_mlflow_server(services: dict[str, dict[str, Any]], settings: Settings) -> None:
+def test_mlflow_server(services: dict[str, dict[str, Any]], settings: Settings, tmp_path: Path) -> None:
+    """The container runs the native stack's MLflow: the same process, with the containers' host names."""
     mlflow = services["mlflow"]
-    command, env = _command(mlflow), _env(mlflow)
-    assert (
-        command[command.index("--artifacts-destination") + 1]
-        == f"s3://{settings.minio.buckets.mlflow_artifacts}"
-    )
+    assert "command" not in mlflow
+    entrypoint = (REPO / "mlflow" / "entrypoint.sh").read_text()
+    assert "exec fraudops stack exec mlflow" in entrypoint
+    inside = _settings_in_container(mlflow)
+    secrets = {key: f"secret-{key.lower()}" for key in COMPONENT_SECRETS["mlflow"]}
+    spec = CONTAINER_SERVICES["mlflow"](inside, secrets, StackLayout(tmp_path / "stack")).spec
+    command, env = spec.argv, spec.env
+    assert command[command.index("--host") + 1] == "0.0.0.0"
+    assert command[command.index("--port") + 1] == str(settings.stack.ports.mlflow)
+    assert command[command.index("--app-name") + 1] == "fraudops-basic-auth"
     assert "--serve-artifacts" in command and "--default-artifact-root" not in command
     assert command[command.index("--workers") + 1] == str(settings.mlflow.workers)
-    assert command[command.index("--port") + 1] == str(settings.stack.ports.mlflow)
     allowed = command[command.index("--allowed-hosts") + 1].split(",")
-    assert {"mlflow", f"mlflow:{settings.stack.ports.mlflow}", "localhost:*", "127.0.0.1:*"} <= set(allowed)
-    assert env["MLFLOW_DB_NAME"] == settings.postgres.databases["mlflow"]
-    assert env["MLFLOW_DB_HOST"] == "postgres" and env["MLFLOW_DB_PORT"] == str(settings.stack.ports.postgres)
+    # other containers call it by its name; the host through the published port, whatever it is
+    assert {"mlflow", "mlflow:*", "localhost:*", "127.0.0.1:*"} <= set(allowed)
+    assert env["MLFLOW_ARTIFACTS_DESTINATION"] == f"s3://{settings.minio.buckets.mlflow_artifacts}"
     assert env["MLFLOW_S3_ENDPOINT_URL"] == f"http://minio:{settings.stack.ports.minio_api}"
+    assert env["MLFLOW_BACKEND_STORE_URI"].endswith(
+        f"@postgres:{settings.stack.ports.postgres}/{settings.postgres.databases['mlflow']}"
+    )
     assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
-    entrypoint = (REPO / "mlflow" / "entrypoint.sh").read_text()
-    # its own MinIO user, never the root key or the Postgres superuser
-    for key in ("MLFLOW_DB_PASSWORD", "MINIO_MLFLOW_USER", "MINIO_MLFLOW_SECRET_KEY"):
-        assert key in entrypoint, key
-    for key in ("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "POSTGRES_PASSWORD"):
-        assert key not in entrypoint, key
+    # no secret on its command line or in its environment: files only
+    exposed = " ".join([*command, *env.values()])
+    assert not [key for key, value in secrets.items() if value in exposed]
 
 
 def test_no_package_shadowing_folders() -> None:
@@ -1006,6 +1016,8 @@ def test_minio_and_mlflow_export_metrics_as_native(
         _env(services["minio"])["MINIO_PROMETHEUS_AUTH_TYPE"]
         == native["minio"].env["MINIO_PROMETHEUS_AUTH_TYPE"]
     )
-    command = _command(services["mlflow"])
+    # the MLflow container runs the native spec (`fraudops stack exec mlflow`), its samples in the image
+    inside = _settings_in_container(services["mlflow"])
+    command = CONTAINER_SERVICES["mlflow"](inside, secrets, StackLayout(inside.data_dir)).spec.argv
     assert "--expose-prometheus" in command and "--expose-prometheus" in native["mlflow"].argv
     assert command[command.index("--expose-prometheus") + 1].startswith(str(HOME_IN_IMAGE / ".stack"))

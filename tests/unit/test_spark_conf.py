@@ -244,6 +244,7 @@ def _up_calls(monkeypatch, tmp_path: Path) -> list[tuple[str, str]]:
         monkeypatch.setattr(manager, name, lambda *a, **k: None)
     monkeypatch.setattr(manager, "ensure_secrets", lambda *a: {})
     monkeypatch.setattr(manager, "ensure_console_users", lambda *a: [])
+    monkeypatch.setattr(manager, "init_accounts", lambda *a: {})
     monkeypatch.setattr(manager, "create_topics", lambda *a: {})
     monkeypatch.setattr(manager, "load_topic_specs", lambda *a: [])
     monkeypatch.setattr(manager.install, "ensure_all", lambda *a: None)

@@ -209,15 +209,25 @@ def build_features_command(transactions: Path, out: Path) -> None:
     click.echo(f"{len(features):,} rows x {features.shape[1]} columns in {elapsed:.1f} s -> {path}")
 
 
-def _tracking(settings: Settings, tracking_uri: str | None, artifacts: Path | None) -> tuple[str, str | None]:
-    """The checked tracking URI and the artifact folder of experiments it creates."""
-    from fraudops.tracking import UnsupportedTrackingUri, check_tracking_uri, default_artifact_location
+def _tracking(
+    settings: Settings, tracking_uri: str | None, artifacts: Path | None, account: str = "reader"
+) -> tuple[str, str | None]:
+    """The checked tracking URI and the artifact folder of experiments it creates; MLflow signed in as
+    ``account`` when the secrets were generated (a local store needs no login)."""
+    from fraudops.secrets import mounted_secrets
+    from fraudops.tracking import (
+        UnsupportedTrackingUri,
+        check_tracking_uri,
+        default_artifact_location,
+        use_account,
+    )
 
     uri = tracking_uri or settings.mlflow_tracking_uri
     try:
         check_tracking_uri(uri)
     except UnsupportedTrackingUri as exc:
         raise click.BadParameter(str(exc), param_hint="--tracking-uri") from exc
+    use_account(mounted_secrets(settings.env_dir), account)
     return uri, str(artifacts.resolve()) if artifacts else default_artifact_location(uri)
 
 
@@ -278,7 +288,8 @@ def train_command(
     from fraudops.train import known_at, train_at_cutoff, train_model
 
     settings = _settings()
-    uri, artifact_location = _tracking(settings, tracking_uri, artifacts)
+    # logs runs and registers versions: the pipeline's account
+    uri, artifact_location = _tracking(settings, tracking_uri, artifacts, account="pipeline")
     path = settings.path(data)
     at = _day(cutoff)
     # with a cutoff, the DAG's path: the data as known at the cutoff, features built on it

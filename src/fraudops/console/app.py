@@ -33,9 +33,12 @@ def _context() -> dict[str, Any]:
     from fraudops.config.settings import load_settings
     from fraudops.connections import console_dsn
     from fraudops.secrets import load_secrets
+    from fraudops.tracking import use_account
 
     settings = load_settings()
     secrets = load_secrets(settings.env_dir)
+    # the console shows the champion and its runs: MLflow's read-only account
+    use_account(secrets, "reader")
     return {
         "settings": settings,
         "users": UserStore(settings.path(settings.console.users_file)),
@@ -83,12 +86,16 @@ def _experiment_of(run_id: str) -> str | None:
 def _champion() -> dict[str, Any] | None:
     from mlflow import MlflowClient
 
+    from fraudops.registry import version_by_alias
+
     settings = _context()["settings"]
     client = MlflowClient(settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri)
     try:
-        mv = client.get_model_version_by_alias(settings.mlflow.model_name, settings.mlflow.champion_alias)
+        mv = version_by_alias(client, settings.mlflow.model_name, settings.mlflow.champion_alias)
     except Exception as exc:
         return {"error": f"{type(exc).__name__}: {exc}"[:200]}
+    if mv is None:
+        return None
     return {
         "version": str(mv.version),
         "run_id": mv.run_id,

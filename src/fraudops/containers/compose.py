@@ -17,7 +17,7 @@ from fraudops.containers.base_image import ensure_base_image
 from fraudops.containers.ca import CA_FOLDER, stage_ca_bundle
 
 # the one-shot services: done when exited 0
-ONE_SHOT = frozenset({"postgres-init", "minio-init", "kafka-init", "airflow-init"})
+ONE_SHOT = frozenset({"postgres-init", "minio-init", "kafka-init", "airflow-init", "mlflow-init"})
 
 
 class ComposeError(RuntimeError):

@@ -94,21 +94,20 @@ def stack_collector(settings: Any, secrets: Mapping[str, str]) -> PlatformCollec
     """The collector wired to the stack's MLflow, Airflow and Postgres."""
     from fraudops.connections import fraud_role_dsn
     from fraudops.drift import latest_report
+    from fraudops.registry import version_by_alias
+    from fraudops.tracking import use_account
 
+    # reads the champion's alias: MLflow's read-only account
+    use_account(secrets, "reader")
     tracking_uri = settings.mlflow_tracking_uri
     name = settings.mlflow.model_name
 
     def champion_version() -> int:
         from mlflow import MlflowClient
-        from mlflow.exceptions import MlflowException
 
         client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-        try:
-            return int(client.get_model_version_by_alias(name, settings.mlflow.champion_alias).version)
-        except MlflowException as exc:
-            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-                return 0
-            raise
+        champion = version_by_alias(client, name, settings.mlflow.champion_alias)
+        return int(champion.version) if champion is not None else 0
 
     api: list[Any] = []
 

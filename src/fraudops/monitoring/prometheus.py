@@ -71,12 +71,22 @@ class ConfigFiles:
     def flower_password(self) -> Path:
         return self.folder / "flower-password"
 
+    @property
+    def mlflow_password(self) -> Path:
+        return self.folder / "mlflow-password"
+
 
 def _addr(settings: Settings, port: int, service: str) -> str:
     return f"{settings.host_of(service)}:{port}"
 
 
-def scrape_jobs(settings: Settings, files: ConfigFiles, flower_user: str) -> list[ScrapeJob]:
+# MLflow's read-only account (MLFLOW_READER_USER in env/mlflow.env): what Prometheus signs in as
+MLFLOW_READER = "fraudops-reader"
+
+
+def scrape_jobs(
+    settings: Settings, files: ConfigFiles, flower_user: str, mlflow_user: str = MLFLOW_READER
+) -> list[ScrapeJob]:
     """Every target Prometheus scrapes: the ports of ``stack.ports`` on the hosts of ``stack.hosts`` (all
     ``stack.host`` natively, the containers' names in compose)."""
     p = settings.stack.ports
@@ -92,7 +102,12 @@ def scrape_jobs(settings: Settings, files: ConfigFiles, flower_user: str) -> lis
             [_addr(settings, p.flower, "flower")],
             basic_auth=(flower_user, str(files.flower_password)),
         ),
-        ScrapeJob("mlflow", [_addr(settings, p.mlflow, "mlflow")]),
+        # MLflow's basic auth lets any signed-in account read /metrics (fraudops.mlflow_auth)
+        ScrapeJob(
+            "mlflow",
+            [_addr(settings, p.mlflow, "mlflow")],
+            basic_auth=(mlflow_user, str(files.mlflow_password)),
+        ),
         ScrapeJob(
             "kafka",
             [f"{host}:{port}" for host, port in zip(settings.kafka_jmx_hosts, p.kafka_jmx, strict=True)],
@@ -106,14 +121,16 @@ def scrape_jobs(settings: Settings, files: ConfigFiles, flower_user: str) -> lis
     ]
 
 
-def prometheus_config(settings: Settings, files: ConfigFiles, flower_user: str) -> dict[str, Any]:
+def prometheus_config(
+    settings: Settings, files: ConfigFiles, flower_user: str, mlflow_user: str = MLFLOW_READER
+) -> dict[str, Any]:
     m = settings.monitoring
     alertmanager = _addr(settings, settings.stack.ports.alertmanager, "alertmanager")
     return {
         "global": {"scrape_interval": m.scrape_interval, "evaluation_interval": m.evaluation_interval},
         "rule_files": [str(files.rules)],
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
-        "scrape_configs": [job.as_config() for job in scrape_jobs(settings, files, flower_user)],
+        "scrape_configs": [job.as_config() for job in scrape_jobs(settings, files, flower_user, mlflow_user)],
     }
 
 
@@ -180,17 +197,19 @@ def _replace(path: Path, text: str, mode: int = 0o600) -> None:
 
 
 def write_configs(settings: Settings, secrets: Any, files: ConfigFiles, flower_user: str) -> None:
-    """Write every generated file, each atomically, readable by its owner only (two hold secrets)."""
+    """Write every generated file, each atomically, readable by its owner only (three hold secrets)."""
     files.folder.mkdir(parents=True, exist_ok=True)
+    mlflow_user = secrets.get("MLFLOW_READER_USER") or MLFLOW_READER
     template = settings.path(settings.monitoring.rules_file).read_text()
     _replace(files.rules, render_rules(template, settings))
     for path, config in (
-        (files.prometheus, prometheus_config(settings, files, flower_user)),
+        (files.prometheus, prometheus_config(settings, files, flower_user, mlflow_user)),
         (files.alertmanager, alertmanager_config(settings, files)),
     ):
         _replace(path, yaml.safe_dump(config, sort_keys=False))
     for path, value in (
         (files.webhook_url, webhook_url(settings, secrets)),
         (files.flower_password, secrets.get("FLOWER_PASSWORD", "")),
+        (files.mlflow_password, secrets.get("MLFLOW_READER_PASSWORD", "")),
     ):
         _replace(path, value)

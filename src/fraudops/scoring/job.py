@@ -290,8 +290,11 @@ def run(settings: Settings, options: ScorerOptions, secrets: Mapping[str, str]) 
     from pyspark.errors import StreamingQueryException
 
     from fraudops.spark import build_session
+    from fraudops.tracking import use_account
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # the driver follows the champion in MLflow as the read-only account (it never writes there)
+    use_account(secrets, "reader")
     # fail fast when MLflow is down, so the last-known-good copy takes over instead of minutes of retries
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")

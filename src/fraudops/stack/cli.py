@@ -149,6 +149,43 @@ def init_buckets() -> None:
     click.echo("users ready: " + ", ".join(ensure_users(settings, secrets)))
 
 
+@stack_group.command("init-mlflow")
+def init_mlflow() -> None:
+    """Create or update MLflow's pipeline and reader accounts, as the admin (idempotent; MLflow running)."""
+    from fraudops.secrets import load_secrets
+    from fraudops.stack.mlflow_auth import init_accounts
+
+    settings = load_settings()
+    for account, state in init_accounts(settings, load_secrets(settings.env_dir)).items():
+        click.echo(f"mlflow account {account}: {state}")
+
+
+@stack_group.command("exec")
+@click.argument("name")
+def exec_service(name: str) -> None:
+    """Run the service NAME as the native stack does: its preparation (generated configuration and secret
+    files), then replace this process with the service's own (docker-compose.yaml's mlflow container)."""
+    import os
+
+    from fraudops.secrets import mounted_secrets
+    from fraudops.stack.layout import StackLayout
+    from fraudops.stack.services import CONTAINER_SERVICES
+
+    if name not in CONTAINER_SERVICES:
+        raise click.BadParameter(f"one of {', '.join(CONTAINER_SERVICES)}", param_hint="NAME")
+    settings = load_settings()
+    # the container mounts only its own secrets
+    service = CONTAINER_SERVICES[name](
+        settings, mounted_secrets(settings.env_dir), StackLayout(settings.data_dir)
+    )
+    if service.prepare is not None:
+        service.prepare()
+    spec = service.spec
+    if spec.cwd is not None:
+        os.chdir(spec.cwd)
+    os.execvpe(spec.argv[0], spec.argv, {**os.environ, **spec.env})
+
+
 @stack_group.command("airflow-env")
 def airflow_env() -> None:
     """Write Airflow's secret options to its airflow.cfg (mode 600) and print the rest of its

@@ -15,6 +15,7 @@ from fraudops.stack import install, process
 from fraudops.stack.airflow_init import AirflowInitError, init_airflow
 from fraudops.stack.health import Health
 from fraudops.stack.layout import StackLayout
+from fraudops.stack.mlflow_auth import init_accounts
 from fraudops.stack.postgres import init_databases, initdb
 from fraudops.stack.services import ServiceDef, build_services, venv_bin
 from fraudops.stack.supervise import last_error_line, read_state
@@ -119,6 +120,9 @@ class Stack:
             self._start(services[name])
         for name in ("mlflow", *airflow, *spark[1:], "console"):
             self._wait(services[name])
+        # the accounts the clients sign in with (the platform exporter, started next, is one of them)
+        accounts = init_accounts(self.settings, secrets)
+        self.log("mlflow accounts: " + ", ".join(accounts.values()))
         self._up_monitoring(services)
         self.log(f"stack up in {time.monotonic() - started:.0f} s")
         return self.status()
@@ -260,7 +264,7 @@ def format_urls(settings: Settings) -> str:
         (
             "MLflow UI",
             s.mlflow_tracking_uri,
-            "no login (bind to loopback; put a proxy in front to expose it)",
+            "MLFLOW_ADMIN_USER / MLFLOW_ADMIN_PASSWORD in env/mlflow.env",
         ),
         (
             "MinIO console",

@@ -194,16 +194,28 @@ def mlflow_server_env(settings: Settings, layout: StackLayout) -> dict[str, str]
     }
 
 
+def mlflow_auth_config(layout: StackLayout) -> Path:
+    """The basic-auth configuration the native MLflow reads (generated at each start, mode 600)."""
+    return layout.run / "mlflow-basic-auth.ini"
+
+
 def _mlflow(settings: Settings, secrets: Mapping[str, str], layout: StackLayout) -> ServiceDef:
+    from fraudops.stack.mlflow_auth import server_env, write_auth_config
+
     host, port = settings.stack.host, settings.stack.ports.mlflow
-    allowed = ",".join(f"{h}{p}" for h in (host, "localhost", "127.0.0.1") for p in ("", f":{port}"))
+    # the name clients use too: a container's (stack.hosts.mlflow) in compose
+    names = dict.fromkeys((host, settings.host_of("mlflow"), "localhost", "127.0.0.1"))
+    # any port: a client on the host may reach a published port other than the server's own
+    allowed = ",".join(f"{h}{p}" for h in names for p in ("", ":*"))
     metrics = layout.data_of("mlflow-metrics")
+    auth_config = mlflow_auth_config(layout)
 
     def prepare() -> None:
         # a new server starts its counters at zero: samples of the previous one's workers would add up
         shutil.rmtree(metrics, ignore_errors=True)
         metrics.mkdir(parents=True)
         write_mlflow_secrets(settings, secrets, layout)
+        write_auth_config(auth_config, settings, secrets)
 
     return ServiceDef(
         ProcessSpec(
@@ -216,6 +228,9 @@ def _mlflow(settings: Settings, secrets: Mapping[str, str], layout: StackLayout)
                 "--port",
                 str(port),
                 "--serve-artifacts",
+                # MLflow's basic auth, /metrics readable by any account (fraudops.mlflow_auth)
+                "--app-name",
+                "fraudops-basic-auth",
                 "--workers",
                 str(settings.mlflow.workers),
                 "--allowed-hosts",
@@ -224,7 +239,7 @@ def _mlflow(settings: Settings, secrets: Mapping[str, str], layout: StackLayout)
                 "--expose-prometheus",
                 str(metrics),
             ],
-            env=mlflow_server_env(settings, layout),
+            env={**mlflow_server_env(settings, layout), **server_env(auth_config)},
         ),
         health.guarded(lambda: health.http(f"http://{host}:{port}/health")),
         f"http://{host}:{port}",
@@ -438,6 +453,13 @@ def _console(settings: Settings) -> ServiceDef:
         f"http://{host}:{port} (login: users in {settings.console.users_file}, first passwords in"
         " env/console.env)",
     )
+
+
+# the services a container runs as the native stack does (`fraudops stack exec NAME`): the same preparation
+# (generated secret files) and the same process, so compose cannot drift from `make up`
+CONTAINER_SERVICES: dict[str, Callable[[Settings, Mapping[str, str], StackLayout], ServiceDef]] = {
+    "mlflow": _mlflow,
+}
 
 
 def build_services(
