@@ -74,10 +74,13 @@ COMPONENT_SECRETS: dict[str, frozenset[str]] = {
     # api-server, scheduler, dag-processor, triggerer, Flower
     "airflow": frozenset(_AIRFLOW),
     # the tasks too: the retraining pipeline's Postgres role and MinIO user (fraudops.context), the drift
-    # check's database role, and MLflow's pipeline account
+    # check's database role, and MLflow's pipeline account; the admin's password for the privileged-run
+    # check (fraudops.run_access reads the triggering person's roles from FAB's user API, which FAB opens to
+    # Admin only). The worker already holds Airflow's metadata database, so this widens nothing.
     "airflow-worker": frozenset(
         {
             *_AIRFLOW,
+            "AIRFLOW_ADMIN_PASSWORD",
             "PIPELINE_DB_PASSWORD",
             "MINIO_PIPELINE_USER",
             "MINIO_PIPELINE_SECRET_KEY",

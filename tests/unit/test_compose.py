@@ -265,7 +265,7 @@ def test_the_superuser_and_root_keys_reach_only_the_init_steps_and_their_servers
 
     assert holders("POSTGRES_PASSWORD") == {"postgres", "postgres-init"}
     assert holders("MINIO_ROOT_PASSWORD") == {"minio", "minio-init"}
-    assert holders("AIRFLOW_ADMIN_PASSWORD") == {"airflow-init", "platform-exporter"}
+    assert holders("AIRFLOW_ADMIN_PASSWORD") == {"airflow-init", "airflow-worker", "platform-exporter"}
     # every key of the table is one the examples define
     defined = {
         line.split("=", 1)[0]
