@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,9 +124,9 @@ def environ_of(pid: int) -> dict[str, str] | None:
     return {key: value for key, _, value in pairs}
 
 
-def descendants(roots: set[int]) -> set[int]:
-    """``roots`` and every live process below them (children that left the process group included)."""
-    children: dict[int, list[int]] = {}
+def _proc_stats() -> Iterator[tuple[int, list[str]]]:
+    """(pid, the fields of /proc/<pid>/stat after the command name) of every live process: fields[0] is
+    the state, fields[1] the parent pid, fields[2] the process group."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -133,8 +134,14 @@ def descendants(roots: set[int]) -> set[int]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        # fields[1] is the parent pid
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        yield int(entry.name), fields
+
+
+def descendants(roots: set[int]) -> set[int]:
+    """``roots`` and every live process below them (children that left the process group included)."""
+    children: dict[int, list[int]] = {}
+    for pid, fields in _proc_stats():
+        children.setdefault(int(fields[1]), []).append(pid)
     found, todo = set(), list(roots)
     while todo:
         pid = todo.pop()
@@ -145,18 +152,7 @@ def descendants(roots: set[int]) -> set[int]:
 
 
 def group_members(pgid: int) -> list[int]:
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        # fields[0] is the state, fields[2] the process group
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(entry.name))
-    return members
+    return [pid for pid, fields in _proc_stats() if int(fields[2]) == pgid and fields[0] != "Z"]
 
 
 def _group_alive(pgid: int) -> bool:
