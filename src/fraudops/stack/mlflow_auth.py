@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import configparser
 import io
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 from fraudops.config.settings import Settings
 from fraudops.connections import component_url
 from fraudops.mlflow_auth import CONFIG_SECTION, SECRET_KEY, SECRET_KEY_OPTION
+from fraudops.stack.service_secrets import write_private
 from fraudops.tracking import ACCOUNTS, credentials
 
 # the permission of every signed-in account on what it has no grant for
@@ -70,14 +70,8 @@ def auth_config_text(settings: Settings, secrets: Mapping[str, str]) -> str:
 
 
 def write_auth_config(path: Path, settings: Settings, secrets: Mapping[str, str]) -> Path:
-    """Write the configuration atomically, readable by its owner only (it holds two passwords)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.touch(mode=0o600)
-    tmp.chmod(0o600)
-    tmp.write_text(auth_config_text(settings, secrets))
-    os.replace(tmp, path)
-    return path
+    """Write the configuration atomically, readable by its owner only (it holds passwords and a key)."""
+    return write_private(path, auth_config_text(settings, secrets))
 
 
 def server_env(config_path: Path) -> dict[str, str]:
