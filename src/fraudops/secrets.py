@@ -19,6 +19,8 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from fraudops.private_files import write_private
+
 _GENERATE = re.compile(r"^<generate:(token|fernet)>$")
 COMPONENTS_DIR = "components"
 
@@ -190,11 +192,8 @@ def write_component_secrets(env_dir: Path) -> list[Path]:
     for component in COMPONENT_SECRETS:
         path = component_file(env_dir, component)
         lines = [f"{key}={value}\n" for key, value in component_secrets(secrets, component).items()]
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(f"# {component}'s secrets, from env/*.env (`make secrets`); keep private, never commit\n")
-            f.writelines(lines)
-        path.chmod(0o600)
+        header = f"# {component}'s secrets, from env/*.env (`make secrets`); keep private, never commit\n"
+        write_private(path, header + "".join(lines))
         written.append(path)
     return written
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from fraudops.config.settings import load_settings
+from fraudops.private_files import write_private
 from fraudops.secrets import ensure_secrets, load_secrets
 from fraudops.stack.airflow_env import (
     AIRFLOW_SECRET_OPTIONS,
@@ -24,7 +25,6 @@ from fraudops.stack.service_secrets import (
     env_file,
     pgpass,
     split_env_options,
-    write_private,
 )
 from fraudops.stack.services import build_services, mlflow_server_env, write_mlflow_secrets
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fraudops.private_files import write_private
+
 ROLES: tuple[str, ...] = ("analyst", "viewer")
 # roles whose verdicts become labels; the check is made where the label is written, not in the page
 LABELLING_ROLES: frozenset[str] = frozenset({"analyst"})
@@ -80,13 +82,8 @@ class UserStore:
         return dict(json.loads(self.path.read_text())["users"])
 
     def _write(self, users: Mapping[str, Mapping[str, str]]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        # created private: the hashes are not secrets in clear, but nobody else needs to read them
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump({"users": dict(users)}, f, indent=2, sort_keys=True)
-        os.replace(tmp, self.path)
+        # private: the hashes are not secrets in clear, but nobody else needs to read them
+        write_private(self.path, json.dumps({"users": dict(users)}, indent=2, sort_keys=True))
 
     def names(self) -> list[str]:
         return sorted(self._read())

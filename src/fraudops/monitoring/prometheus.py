@@ -5,7 +5,6 @@ the alert webhook. Pure functions of the settings; the native stack writes their
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 import yaml
 
 from fraudops.config.settings import Settings
+from fraudops.private_files import write_private
 
 # the scrape jobs whose absence is not an outage: they run only while someone runs them
 OPTIONAL_JOBS = ("scorer", "producer")
@@ -187,29 +187,20 @@ def alertmanager_config(settings: Settings, files: ConfigFiles) -> dict[str, Any
     }
 
 
-def _replace(path: Path, text: str, mode: int = 0o600) -> None:
-    """Write ``path`` whole or not at all: a server starting beside a rewrite never reads half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.touch(mode=mode)
-    tmp.chmod(mode)
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_configs(settings: Settings, secrets: Any, files: ConfigFiles, flower_user: str) -> None:
     """Write every generated file, each atomically, readable by its owner only (three hold secrets)."""
     files.folder.mkdir(parents=True, exist_ok=True)
     mlflow_user = secrets.get("MLFLOW_READER_USER") or MLFLOW_READER
     template = settings.path(settings.monitoring.rules_file).read_text()
-    _replace(files.rules, render_rules(template, settings))
+    write_private(files.rules, render_rules(template, settings))
     for path, config in (
         (files.prometheus, prometheus_config(settings, files, flower_user, mlflow_user)),
         (files.alertmanager, alertmanager_config(settings, files)),
     ):
-        _replace(path, yaml.safe_dump(config, sort_keys=False))
+        write_private(path, yaml.safe_dump(config, sort_keys=False))
     for path, value in (
         (files.webhook_url, webhook_url(settings, secrets)),
         (files.flower_password, secrets.get("FLOWER_PASSWORD", "")),
         (files.mlflow_password, secrets.get("MLFLOW_READER_PASSWORD", "")),
     ):
-        _replace(path, value)
+        write_private(path, value)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from fraudops.config.settings import Settings
 from fraudops.connections import component_url, redis_url
-from fraudops.stack.service_secrets import airflow_cfg, split_env_options, write_private
+from fraudops.private_files import write_private
+from fraudops.stack.service_secrets import airflow_cfg, split_env_options
 
 # users and roles (Admin, Op, User, Viewer, custom ones) kept in the metadata database, managed in the UI
 # (Security menu) or with `airflow users ...`; the REST API takes the same accounts (POST /auth/token)

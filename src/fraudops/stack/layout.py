@@ -7,11 +7,11 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from fraudops.private_files import PRIVATE_DIR, PRIVATE_FILE
+
 # folders another local user may pass through but not list: the PostgreSQL server runs as its own user
 # (when the stack runs as root) and must reach its data and socket folders under them
 TRAVERSABLE = 0o711
-PRIVATE_DIR = 0o700
-PRIVATE_FILE = 0o600
 
 
 @dataclass(frozen=True)

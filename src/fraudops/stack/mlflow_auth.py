@@ -24,7 +24,7 @@ from typing import Any
 from fraudops.config.settings import Settings
 from fraudops.connections import component_url
 from fraudops.mlflow_auth import CONFIG_SECTION, SECRET_KEY, SECRET_KEY_OPTION
-from fraudops.stack.service_secrets import write_private
+from fraudops.private_files import write_private
 from fraudops.tracking import ACCOUNTS, credentials
 
 # the permission of every signed-in account on what it has no grant for

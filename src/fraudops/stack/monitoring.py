@@ -13,11 +13,12 @@ from pathlib import Path
 from fraudops.config.settings import Settings
 from fraudops.connections import MONITOR_DB_PASSWORD
 from fraudops.monitoring.prometheus import ConfigFiles, ScrapeJob, scrape_jobs, write_configs
+from fraudops.private_files import write_private
 from fraudops.stack import health
 from fraudops.stack.airflow_env import FLOWER_USER
 from fraudops.stack.layout import StackLayout
 from fraudops.stack.process import ProcessSpec
-from fraudops.stack.service_secrets import redis_password_file, secrets_dir, write_private
+from fraudops.stack.service_secrets import redis_password_file, secrets_dir
 
 # service -> (Debian package, its binary, the stack.versions key)
 PACKAGES = {

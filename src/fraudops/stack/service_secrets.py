@@ -4,35 +4,21 @@ A process's environment is readable in ``/proc/<pid>/environ`` by its owner and 
 (an Airflow task, a Spark JVM, a shell a task spawns). Each program here gets instead the path of a mode-600
 file in its own supported format: MinIO's ``MINIO_CONFIG_ENV_FILE``, libpq's ``PGPASSFILE``, the AWS SDKs'
 ``AWS_SHARED_CREDENTIALS_FILE``, Airflow's ``AIRFLOW_CONFIG``, the exporters' password-file options.
-The builders of the file contents are pure; :func:`write_private` writes one.
+The builders of the file contents are pure; :func:`fraudops.private_files.write_private` writes one.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from fraudops.stack.layout import PRIVATE_DIR, PRIVATE_FILE, StackLayout
+from fraudops.stack.layout import StackLayout
 
 
 def secrets_dir(layout: StackLayout) -> Path:
     """Where the stack writes the secret files of its services (regenerated on every start)."""
     return layout.run / "secrets"
-
-
-def write_private(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path``, readable by the owner only from its first byte, replaced atomically
-    (several containers of one image may write the same file at once)."""
-    path.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, PRIVATE_FILE)
-    os.replace(tmp, path)
-    return path
 
 
 def _pgpass_field(value: str) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from fraudops.config.settings import Settings
 from fraudops.connections import ROLE_PASSWORDS, component_url, superuser_dsn
+from fraudops.private_files import write_private
 from fraudops.stack import health
 from fraudops.stack.airflow_env import FLOWER_USER, airflow_process_environment, write_airflow_config
 from fraudops.stack.health import Health, Probe
@@ -19,7 +20,7 @@ from fraudops.stack.kafka_nodes import java_command, jmx_agent, node_name, prepa
 from fraudops.stack.layout import StackLayout
 from fraudops.stack.postgres import service_user
 from fraudops.stack.process import ProcessSpec
-from fraudops.stack.service_secrets import aws_credentials, env_file, pgpass, secrets_dir, write_private
+from fraudops.stack.service_secrets import aws_credentials, env_file, pgpass, secrets_dir
 from fraudops.stack.spark_cluster import (
     daemon_env,
     driver_health,
