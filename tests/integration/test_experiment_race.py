@@ -16,16 +16,26 @@ from fraudops.config.model import SimulatorSettings
 from fraudops.features import build_features
 from fraudops.registry import MlflowRegistry
 from fraudops.simulator import simulate
-from fraudops.tracking import experiment_id, use_tracking_uri
+from fraudops.tracking import experiment_id, use_account, use_tracking_uri
 
 WORLD = SimulatorSettings(n_customers=200, n_terminals=400, n_days=75, start_date=date(2026, 1, 1), seed=5)
 
 
 def _train_after_barrier(
-    barrier: Any, settings: Any, features: Any, experiment: str, model_name: str, family: str, out: Any
+    barrier: Any,
+    settings: Any,
+    secrets: dict[str, str],
+    features: Any,
+    experiment: str,
+    model_name: str,
+    family: str,
+    out: Any,
 ) -> None:
-    """One training process, as a Celery worker runs it: released together with its sibling."""
+    """One training process, as a Celery worker runs it: signed in to MLflow as the pipeline (a spawned
+    process starts anonymous), released together with its sibling."""
     from fraudops.train import train_model
+
+    use_account(secrets, "pipeline")
 
     training = settings.training.model_copy(
         update={
@@ -91,7 +101,16 @@ def test_two_trainings_started_together_on_a_fresh_experiment(running_stack) -> 
     workers = [
         spawn.Process(
             target=_train_after_barrier,
-            args=(barrier, settings, features, experiment, model_name, family, out),
+            args=(
+                barrier,
+                settings,
+                dict(running_stack.secrets),
+                features,
+                experiment,
+                model_name,
+                family,
+                out,
+            ),
         )
         for family in ("xgboost", "catboost")
     ]
