@@ -85,6 +85,35 @@ def test_customer_windows_include_the_current_transaction_and_exclude_the_bounda
     assert f.loc["other", "customer_nb_tx_30d"] == 1
 
 
+def test_amount_shape_by_hand() -> None:
+    frame = _tx(
+        [
+            ("a", "0h", 1, 1, 10.0, 0),
+            ("b", "1D", 1, 1, 30.0, 0),
+            ("c", "2D", 1, 1, 20.0, 0),
+            ("stolen", "3D", 1, 1, 100.0, 1),
+            # exactly 7 days after "a": "a" is out of the 7-day window, in the 30-day one
+            ("after", "7D", 1, 1, 40.0, 0),
+            ("zero", "7D", 2, 1, 0.0, 0),
+            ("late", "40D", 1, 1, 15.0, 0),
+        ]
+    )
+    peak = _by_id(build_features(frame))["customer_max_amount_7d_over_median_30d"]
+    assert peak["a"] == 1.0
+    # 10 and 30: median 20, largest 30
+    assert peak["b"] == 1.5
+    # 10, 30, 20: median 20, largest 30 (the current transaction counts in both windows)
+    assert peak["c"] == 1.5
+    # 10, 30, 20, 100: median 25, the week's largest is the stolen 100
+    assert peak["stolen"] == 4.0
+    # the week: 30, 20, 100, 40 ("a" is out); the month: 10, 30, 20, 100, 40 (median 30)
+    assert peak["after"] == pytest.approx(100 / 30)
+    # a median of 0 gives 0, not a division by zero
+    assert peak["zero"] == 0.0
+    # everything else left both windows
+    assert peak["late"] == 1.0
+
+
 def test_terminal_windows_use_only_labels_at_least_the_delay_old() -> None:
     frame = _tx(
         [
@@ -185,6 +214,10 @@ def test_matches_a_brute_force_computation(
         known &= fraud == 1
         first = (t - times[known].min()) / day if known.any() else 0.0
         assert small_features["terminal_days_since_first_fraud_30d"].iloc[i] == pytest.approx(first)
+        week = amounts[(customers == customers[i]) & (times > t - 7 * day) & (times <= t)]
+        month = amounts[(customers == customers[i]) & (times > t - 30 * day) & (times <= t)]
+        peak = small_features["customer_max_amount_7d_over_median_30d"].iloc[i]
+        assert peak == pytest.approx(week.max() / np.median(month))
 
 
 def test_terminal_risk_table_matches_batch_features(

@@ -69,6 +69,8 @@ class XGBoostParams(StrictModel):
     colsample_bytree: float = Field(0.8, gt=0, le=1)
     min_child_weight: float = Field(1.0, ge=0)
     reg_lambda: float = Field(1.0, ge=0)
+    # histogram bins per feature: 256 (XGBoost's default) puts the amounts above 200 in a few wide bins
+    max_bin: int = Field(1024, ge=2)
 
 
 class CatBoostParams(StrictModel):
@@ -76,6 +78,8 @@ class CatBoostParams(StrictModel):
     depth: int = Field(6, ge=1, le=16)
     learning_rate: float = Field(0.1, gt=0)
     l2_leaf_reg: float = Field(3.0, ge=0)
+    # borders per numeric feature (CatBoost's default on CPU is 254)
+    border_count: int = Field(1024, ge=1, le=65535)
 
 
 class ModelSettings(StrictModel):

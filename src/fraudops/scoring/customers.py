@@ -23,15 +23,15 @@ import numpy as np
 import pandas as pd
 
 from fraudops.features import (
+    CUSTOMER_FEATURES,
     SECONDS_PER_DAY,
-    WINDOW_FEATURES,
     at_epoch_seconds,
     epoch_seconds,
     online_window_features,
     window_reach_s,
 )
 
-CUSTOMER_FEATURES: tuple[str, ...] = tuple(f.name for f in WINDOW_FEATURES if f.entity == "customer_id")
+__all__ = ["CUSTOMER_FEATURES", "CustomerWindows"]
 
 # transactions with tx_datetime > start -> frame with transaction_id, customer_id, tx_datetime, tx_amount
 Loader = Callable[[datetime], pd.DataFrame]
