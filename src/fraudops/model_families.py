@@ -231,10 +231,9 @@ def fit_catboost(
         border_count=params.border_count,
         loss_function="Logloss",
         # early stopping on the validation log loss: CatBoost's PRAUC weighs the rows by the class weights
-        # and scores tied predictions optimistically, so it peaked at the first trees (one tree kept, AP
-        # 0.50-0.54 where the full fit reaches 0.70; issue 17)
+        # and scores tied predictions optimistically, so it could peak at the first trees and the fit kept
+        # one (protocol AP 0.47-0.50 where the full fit reaches 0.70, the AP 0.54 of issue 17)
         eval_metric="Logloss",
-        custom_metric=["PRAUC:use_weights=false"] if class_weight != "none" else ["PRAUC"],
         auto_class_weights=_CATBOOST_WEIGHTS[class_weight],
         thread_count=threads,
         random_seed=seed,

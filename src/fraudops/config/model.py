@@ -151,7 +151,7 @@ class TrainingSettings(StrictModel):
     seed: int = 42
     # the machine has 2 cores; Celery runs one training per slot
     threads: int = Field(2, ge=1)
-    early_stopping_rounds: int = Field(30, ge=1)
+    early_stopping_rounds: int = Field(100, ge=1)
     split: SplitSettings = SplitSettings()
     search: SearchSettings = SearchSettings()
     # rows scored one at a time to measure single-row latency
