@@ -74,13 +74,15 @@ def check_scorer_metrics(running_stack: Any, model: str, version: str, topic: st
             'fraudops_producer_acked_total{job="producer"}': GOOD,
             'sum(fraudops_scorer_consumer_lag_records{job="scorer"})': 0,
         }
+        want = {q: float(v) for q, v in expected.items()}
         deadline, seen = time.monotonic() + 60, {}
         while time.monotonic() < deadline:
             seen = {q: _one(settings, q) for q in expected}
-            if seen == {q: float(v) for q, v in expected.items()}:
+            if seen == want:
                 break
             time.sleep(2)
-        assert seen == {q: float(v) for q, v in expected.items()}
+        # this module is not rewritten by pytest: name what differs
+        assert seen == want, {q: (seen.get(q), v) for q, v in want.items() if seen.get(q) != v}
     finally:
         server.shutdown()
         delete_rows(dsn, stream.prefix)

@@ -75,6 +75,17 @@ def test_reasons_of_hostile_records_make_few_labels() -> None:
     assert reason_label(CONFLICT_REASON.format(id="a")) == reason_label(CONFLICT_REASON.format(id="b"))
 
 
+def test_every_decision_is_counted_from_zero() -> None:
+    metrics = ScorerMetrics()
+    assert _samples(metrics.registry, "fraudops_scorer_decisions_total") == {
+        ("fraudops_scorer_decisions_total", (("decision", d),)): 0.0 for d in ("APPROVE", "REVIEW", "BLOCK")
+    }
+    metrics.record_outputs(["APPROVE", "APPROVE"], [], np.array([0.1, 0.2]))
+    counts = _samples(metrics.registry, "fraudops_scorer_decisions_total")
+    assert counts[("fraudops_scorer_decisions_total", (("decision", "APPROVE"),))] == 2.0
+    assert counts[("fraudops_scorer_decisions_total", (("decision", "BLOCK"),))] == 0.0
+
+
 def test_partition_lag_from_spark_progress() -> None:
     sources = [
         {

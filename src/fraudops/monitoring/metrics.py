@@ -21,6 +21,8 @@ from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from fraudops.decisions import DECISIONS
+
 # end-to-end latency (Kafka record time -> prediction on Kafka), seconds
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0)
 # one stage of one micro-batch, seconds
@@ -95,6 +97,9 @@ class ScorerMetrics:
             SCORER_DEAD_LETTERS, "records sent to the dead-letter topic", ["reason"], registry=r
         )
         self.decisions = Counter(SCORER_DECISIONS, "decisions committed", ["decision"], registry=r)
+        # every decision exists from the start, at 0: a rate of BLOCK with no BLOCK yet is 0, not absent
+        for decision in DECISIONS:
+            self.decisions.labels(decision)
         self.stage = Histogram(
             SCORER_STAGE, "time of each stage of a micro-batch", ["stage"], buckets=STAGE_BUCKETS, registry=r
         )
