@@ -162,12 +162,11 @@ class _Windows:
         first, last = marked_ages(marked, self.sorted_keys, window_s, delay_s)
         return first[self.rank], last[self.rank]
 
-    def order_statistics(self, name: str, window_s: int) -> tuple[np.ndarray, np.ndarray]:
-        """Per row (input order): median and maximum of ``name`` over ``(t - window, t]``."""
+    def statistic(self, name: str, window_s: int, statistic: WindowStatistic) -> np.ndarray:
+        """Per row (input order): ``statistic`` of ``name`` over ``(t - window, t]``."""
         lo = np.searchsorted(self.sorted_keys, self.sorted_keys - window_s, side="right")
         hi = np.searchsorted(self.sorted_keys, self.sorted_keys, side="right")
-        median, maximum = window_order_statistics(self.sorted_values[name], lo, hi)
-        return median[self.rank], maximum[self.rank]
+        return _window_reduce(self.sorted_values[name], lo, hi, _WINDOW_REDUCERS[statistic])[self.rank]
 
     def counts_and_sums(self, window_s: int, delay_s: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Per row (input order): count and value sums over ``(t - delay - window, t - delay]``."""
@@ -193,39 +192,37 @@ def marked_ages(
     return first.astype(np.float64), last.astype(np.float64)
 
 
-def window_order_statistics(
-    sorted_values: np.ndarray, lo: np.ndarray, hi: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Median and maximum of ``sorted_values[lo:hi]`` per query; 0 and 0 for an empty window.
+def _window_reduce(
+    sorted_values: np.ndarray, lo: np.ndarray, hi: np.ndarray, reduce: Callable[..., np.ndarray]
+) -> np.ndarray:
+    """``reduce(sorted_values[lo:hi])`` per query; 0 for an empty window.
 
     Queries are grouped by window length, so each group is one gather into a (queries x length) block
-    and one vectorized median: a few hundred groups instead of a Python call per query."""
+    and one vectorized ``reduce(block, axis=1)``: a few hundred groups instead of a Python call per
+    query."""
+    out = np.zeros(len(lo))
     lengths = hi - lo
-    median = np.zeros(len(lo))
-    maximum = np.zeros(len(lo))
     order = np.argsort(lengths, kind="stable")
     sorted_lengths = lengths[order]
     starts = np.flatnonzero(np.diff(sorted_lengths, prepend=-1))
     for begin, end in zip(starts, [*starts[1:], len(order)], strict=True):
         n = int(sorted_lengths[begin])
-        if n <= 0:
-            continue
-        rows = order[begin:end]
-        block = sorted_values[lo[rows, None] + np.arange(n)]
-        median[rows] = np.median(block, axis=1)
-        maximum[rows] = block.max(axis=1)
-    return median, maximum
+        if n > 0:
+            rows = order[begin:end]
+            out[rows] = reduce(sorted_values[lo[rows, None] + np.arange(n)], axis=1)
+    return out
 
 
-def amount_shape_features(
-    order_statistics: Callable[[int], tuple[np.ndarray, np.ndarray]],
-) -> dict[str, np.ndarray]:
-    """:data:`AMOUNT_SHAPE_FEATURES` from ``order_statistics(window_s)`` -> median and maximum of the
-    customer's amounts in the window, current transaction included (batch and online share this)."""
+WindowStatistic = Literal["median", "max"]
+_WINDOW_REDUCERS: dict[str, Callable[..., np.ndarray]] = {"median": np.median, "max": np.max}
+
+
+def amount_shape_features(statistic: Callable[[int, WindowStatistic], np.ndarray]) -> dict[str, np.ndarray]:
+    """:data:`AMOUNT_SHAPE_FEATURES` from ``statistic(window_s, "median" | "max")`` of the customer's
+    amounts in the window, current transaction included (batch and online share this)."""
     short, long = (d * SECONDS_PER_DAY for d in AMOUNT_SHAPE_WINDOWS_DAYS)
-    _, max_short = order_statistics(short)
-    median_long, _ = order_statistics(long)
-    return dict(zip(AMOUNT_SHAPE_FEATURES, (_ratio(max_short, median_long),), strict=True))
+    ratio = _ratio(statistic(short, "max"), statistic(long, "median"))
+    return dict(zip(AMOUNT_SHAPE_FEATURES, (ratio,), strict=True))
 
 
 def fraud_age_features(ages: Callable[[int, int], tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -291,7 +288,7 @@ def build_features(transactions: pd.DataFrame, *, fraud: pd.Series | None = None
             features[f.name] = statistic_of(f, *cache[span])
     terminals, customers = by_entity["terminal_id"], by_entity["customer_id"]
     features.update(fraud_age_features(lambda w, d: terminals.marked_ages("fraud", w, d)))
-    features.update(amount_shape_features(lambda w: customers.order_statistics("amount", w)))
+    features.update(amount_shape_features(lambda w, stat: customers.statistic("amount", w, stat)))
 
     for name in FEATURE_NAMES:
         out[name] = features[name]
@@ -381,13 +378,13 @@ class OnlineWindows:
             )
         return marked_ages(self._keys[self._sorted_values[name] == 1], self._queries, window_s, delay_s)
 
-    def order_statistics(self, name: str, window_s: int) -> tuple[np.ndarray, np.ndarray]:
-        """Per query: median and maximum of ``name`` over its entity's history in ``(t - window, t]``."""
+    def statistic(self, name: str, window_s: int, statistic: WindowStatistic) -> np.ndarray:
+        """Per query: ``statistic`` of ``name`` over its entity's history in ``(t - window, t]``."""
         if window_s > self._reach_s:
             raise ValueError(f"a span of {window_s} s exceeds the {self._reach_s} s this index covers")
         lo = np.searchsorted(self._keys, self._queries - window_s, side="right")
         hi = np.searchsorted(self._keys, self._queries, side="right")
-        return window_order_statistics(self._sorted_values[name], lo, hi)
+        return _window_reduce(self._sorted_values[name], lo, hi, _WINDOW_REDUCERS[statistic])
 
     def counts_and_sums(self, window_s: int, delay_s: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Per query: count and value sums of its entity's history in ``(t - delay - window, t - delay]``."""
@@ -430,5 +427,5 @@ def online_window_features(
     if entity == "terminal_id":
         out.update(fraud_age_features(lambda w, d: windows.marked_ages("fraud", w, d)))
     else:
-        out.update(amount_shape_features(lambda w: windows.order_statistics("amount", w)))
+        out.update(amount_shape_features(lambda w, stat: windows.statistic("amount", w, stat)))
     return out
